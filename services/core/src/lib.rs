@@ -1,1 +1,33 @@
-pub fn placeholder() {}
+//! `sfjira-core`: what every sfjira service shares, so each service is only its own logic.
+//!
+//! # Layout
+//!
+//! - [`config`]: the deployment YAML plus `SFJIRA_…` environment overrides, validated at start;
+//!   secrets come from the environment or files and are redacted everywhere.
+//! - [`errors`]: the error catalog (stable codes, retryable or not, remediation) and
+//!   [`errors::StageError`], the error a stage hands to the DLQ router.
+//! - [`retry`]: exponential backoff with full jitter, bounded in attempts and total time, with
+//!   server hints (Retry-After) as a floor.
+//! - [`kafka`]: librdkafka clients built from config (any property passes through), the
+//!   idempotent producer, the transactional producer, the `read_committed` consumer with manual
+//!   commits.
+//! - [`avro`]: the Avro codec through the schema registry (Confluent wire format), with every
+//!   schema cached so the hot path makes no registry call.
+//! - [`dlq`]: routes a record a stage cannot handle to `<stage>.dlq` with the Kafka Connect
+//!   error headers and sfjira's own.
+//! - [`topics`]: topics as code (`infra/topics.yaml`): provision and report drift.
+//! - [`telemetry`]: `tracing` logs, OpenTelemetry spans over OTLP, W3C trace context in Kafka
+//!   headers, typed internal events for metrics.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics` on one port, the same for every service.
+
+pub mod avro;
+pub mod config;
+pub mod dlq;
+pub mod errors;
+pub mod health;
+pub mod kafka;
+pub mod retry;
+pub mod telemetry;
+pub mod topics;
+
+pub use errors::{ErrorCode, StageError};

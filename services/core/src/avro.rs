@@ -1,0 +1,252 @@
+//! Avro records through the schema registry, in the Confluent wire format (magic byte `0`, the
+//! schema id as 4 bytes big-endian, then the Avro binary body), so any Confluent-compatible
+//! consumer can read sfjira's topics.
+//!
+//! Subjects follow the topic name strategy (`<topic>-value`). Each subject is set to BACKWARD
+//! compatibility before its first registration: Apicurio enforces no rule until one is set
+//! (reference/kafka-stack.md §2.3), and BACKWARD is what lets a reader on the new schema read
+//! records written with the old one.
+//!
+//! The hot path makes no registry call:
+//! - writing: [`AvroCodec::register`] is called once per (subject, schema) — typically at start,
+//!   or when a source sees a new upstream schema version — and returns a [`WriterSchema`];
+//!   [`AvroCodec::encode`] is then pure computation. (schema_registry_converter's encoder caches
+//!   by subject only, so a second version of a schema on the same subject would be served the
+//!   first one; registering ourselves keys the cache by the schema itself.)
+//! - reading: schema_registry_converter's `AvroDecoder` fetches each schema id once
+//!   (`GET /schemas/ids/{id}`) and caches it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use serde::Deserialize;
+
+use crate::config::RegistryConfig;
+use crate::errors::{ErrorCode, StageError};
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// A schema registered under a subject: what a writer needs to encode without the registry.
+#[derive(Debug)]
+pub struct WriterSchema {
+    pub subject: String,
+    pub id: u32,
+    pub schema: Schema,
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub schema_id: u32,
+    /// The writer's record name (`namespace.Name`), when the schema is a named type.
+    pub name: Option<String>,
+    pub value: Value,
+}
+
+pub struct AvroCodec {
+    http: reqwest::Client,
+    base_url: String,
+    auth: Option<(String, String)>,
+    decoder: AvroDecoder,
+    /// (subject, schema JSON) → registered schema.
+    writers: Mutex<HashMap<(String, String), Arc<WriterSchema>>>,
+}
+
+impl AvroCodec {
+    pub fn new(cfg: &RegistryConfig) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(cfg.timeout_ms);
+        let base_url = cfg.url.trim_end_matches('/').to_string();
+        let auth = match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.expose().to_string())),
+            _ => None,
+        };
+        let mut settings = SrSettings::new_builder(base_url.clone());
+        settings.set_timeout(timeout);
+        if let Some((u, p)) = &auth {
+            settings.set_basic_authorization(u, Some(p));
+        }
+        let settings = settings
+            .build()
+            .map_err(|e| anyhow::anyhow!("schema registry client for {base_url}: {e}"))?;
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(AvroCodec { http, base_url, auth, decoder: AvroDecoder::new(settings), writers: Mutex::new(HashMap::new()) })
+    }
+
+    /// The value subject of `topic` (topic name strategy).
+    pub fn value_subject(topic: &str) -> String {
+        format!("{topic}-value")
+    }
+
+    /// Registers `schema` as the value schema of `topic` (idempotent: the registry answers the
+    /// existing id for a schema it already has). Cached: one registry call per schema.
+    pub async fn register(&self, topic: &str, schema: &Schema) -> Result<Arc<WriterSchema>, StageError> {
+        let subject = Self::value_subject(topic);
+        // The full JSON, not the Parsing Canonical Form: that form drops field defaults, and
+        // defaults are what make an added field BACKWARD-compatible.
+        let schema_json = serde_json::to_string(schema).map_err(|e| {
+            StageError::caused_by(ErrorCode::RecordDoesNotMatchSchema, format!("serialising the schema for {subject}"), e)
+        })?;
+        let cache_key = (subject.clone(), schema_json);
+        if let Some(w) = self.writers.lock().expect("writer cache").get(&cache_key) {
+            return Ok(w.clone());
+        }
+        self.set_compatibility(&subject, "BACKWARD").await?;
+        let id = self.post_schema(&subject, &cache_key.1).await?;
+        let writer = Arc::new(WriterSchema { subject, id, schema: schema.clone() });
+        self.writers.lock().expect("writer cache").insert(cache_key, writer.clone());
+        Ok(writer)
+    }
+
+    /// Encodes `value` in the Confluent wire format with a registered schema. No I/O.
+    pub fn encode(&self, writer: &WriterSchema, value: Value) -> Result<Vec<u8>, StageError> {
+        encode_framed(writer, value)
+    }
+
+    /// Decodes a Confluent-framed Avro value, fetching its writer schema once per id.
+    pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, StageError> {
+        let schema_id = confluent_schema_id(bytes)?;
+        if let Err(e) = self.decoder.get_schema(schema_id).await {
+            if e.retriable {
+                return Err(StageError::new(
+                    ErrorCode::RegistryUnavailable,
+                    format!("fetching schema {schema_id} from {}: {e}", self.base_url),
+                ));
+            }
+            // Not cached as a permanent failure: the operator may fix the registry and replay.
+            self.decoder.remove_errors_from_cache();
+            return Err(StageError::new(
+                ErrorCode::SchemaNotFound,
+                format!("schema id {schema_id} is not in the registry at {}: {e}", self.base_url),
+            ));
+        }
+        match self.decoder.decode(Some(bytes)).await {
+            Ok(r) => Ok(Decoded { schema_id, name: r.name.map(|n| n.fullname(None)), value: r.value }),
+            Err(e) => Err(StageError::new(
+                ErrorCode::AvroBodyInvalid,
+                format!("the body does not decode with schema {schema_id}: {e}"),
+            )),
+        }
+    }
+
+    /// Sets the compatibility level of `subject` (`PUT /config/{subject}`).
+    pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), StageError> {
+        let url = format!("{}/config/{}", self.base_url, subject);
+        let body = serde_json::json!({ "compatibility": level });
+        self.call(self.http.put(&url).json(&body), &url).await.map(|_| ())
+    }
+
+    /// The compatibility level the registry reports for `subject` (`GET /config/{subject}`).
+    pub async fn compatibility(&self, subject: &str) -> Result<String, StageError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Config {
+            compatibility_level: String,
+        }
+        let url = format!("{}/config/{}", self.base_url, subject);
+        let text = self.call(self.http.get(&url), &url).await?;
+        let cfg: Config = serde_json::from_str(&text)
+            .map_err(|e| StageError::caused_by(ErrorCode::RegistryUnavailable, format!("unexpected answer from {url}"), e))?;
+        Ok(cfg.compatibility_level)
+    }
+
+    async fn post_schema(&self, subject: &str, schema_json: &str) -> Result<u32, StageError> {
+        #[derive(Deserialize)]
+        struct Registered {
+            id: u32,
+        }
+        let url = format!("{}/subjects/{}/versions", self.base_url, subject);
+        let body = serde_json::json!({ "schema": schema_json, "schemaType": "AVRO" });
+        let text = self.call(self.http.post(&url).json(&body), &url).await?;
+        let reg: Registered = serde_json::from_str(&text)
+            .map_err(|e| StageError::caused_by(ErrorCode::RegistryUnavailable, format!("unexpected answer from {url}"), e))?;
+        Ok(reg.id)
+    }
+
+    /// Sends a registry request; maps failures to catalogued errors. Returns the body.
+    async fn call(&self, req: reqwest::RequestBuilder, url: &str) -> Result<String, StageError> {
+        let mut req = req.header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE).header(reqwest::header::ACCEPT, CONTENT_TYPE);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| StageError::caused_by(ErrorCode::RegistryUnavailable, format!("calling {url}"), e))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(text);
+        }
+        let code = match status.as_u16() {
+            409 => ErrorCode::SchemaIncompatible,
+            s if s >= 500 || s == 429 => ErrorCode::RegistryUnavailable,
+            _ => ErrorCode::SchemaIncompatible,
+        };
+        Err(StageError::new(code, format!("{url} answered {status}: {}", truncate(&text, 500))))
+    }
+}
+
+impl std::fmt::Debug for AvroCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroCodec").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+/// `value` in the Confluent wire format: magic byte, schema id, Avro body.
+pub fn encode_framed(writer: &WriterSchema, value: Value) -> Result<Vec<u8>, StageError> {
+    let encoding_error = |e: apache_avro::Error| {
+        StageError::caused_by(
+            ErrorCode::RecordDoesNotMatchSchema,
+            format!("encoding a record with schema {} of {}", writer.id, writer.subject),
+            e,
+        )
+    };
+    let mut out = Vec::with_capacity(256);
+    out.push(0);
+    out.extend_from_slice(&writer.id.to_be_bytes());
+    // Written straight after the 5-byte prefix: no second buffer, no copy.
+    GenericDatumWriter::builder(&writer.schema)
+        .build()
+        .and_then(|w| w.write_value(&mut out, value))
+        .map_err(encoding_error)?;
+    Ok(out)
+}
+
+/// The schema id of a Confluent-framed value, or [`ErrorCode::NotConfluentAvro`].
+pub fn confluent_schema_id(bytes: &[u8]) -> Result<u32, StageError> {
+    match bytes {
+        [0, a, b, c, d, ..] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+        [] => Err(StageError::new(ErrorCode::NotConfluentAvro, "empty value")),
+        [m, ..] if *m != 0 => Err(StageError::new(
+            ErrorCode::NotConfluentAvro,
+            format!("first byte is {m:#04x}, expected the magic byte 0x00"),
+        )),
+        _ => Err(StageError::new(ErrorCode::NotConfluentAvro, format!("{} bytes: too short for magic byte + schema id", bytes.len()))),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_is_checked_before_any_registry_call() {
+        assert_eq!(confluent_schema_id(&[0, 0, 0, 1, 2, 9]).unwrap(), 258);
+        for bad in [&b""[..], &b"{\"json\":1}"[..], &[0, 0, 1][..]] {
+            assert_eq!(confluent_schema_id(bad).unwrap_err().code, ErrorCode::NotConfluentAvro);
+        }
+    }
+}

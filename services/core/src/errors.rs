@@ -1,0 +1,234 @@
+//! The error catalog: every error that can send a record to a DLQ has a stable code here, with
+//! whether it is worth retrying and a one-line remediation for the operator who finds it in
+//! `<stage>.dlq` (header `sfjira.error.code`) or in the logs. `sfjira errors` prints this table,
+//! and `docs/errors.md` is generated from it, so the code and the docs cannot drift apart.
+//!
+//! Codes are never renumbered or reused: operators filter DLQ replays and alerts on them.
+
+use std::fmt;
+
+/// Who has to act on an error (after Arroyo's user / external / internal split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorDomain {
+    /// The data or the configuration is wrong: fix it, then replay.
+    User,
+    /// A system we talk to (Kafka, the registry, Salesforce, Jira) failed or refused.
+    External,
+    /// A defect in sfjira: report it.
+    Internal,
+}
+
+impl ErrorDomain {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorDomain::User => "user",
+            ErrorDomain::External => "external",
+            ErrorDomain::Internal => "internal",
+        }
+    }
+}
+
+macro_rules! catalog {
+    ($( $variant:ident = $code:literal, $domain:ident, retryable: $retry:literal,
+        $summary:literal, fix: $fix:literal; )*) => {
+        /// A catalogued error code. See the module comment.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $( $variant, )* }
+
+        impl ErrorCode {
+            /// Every code, in catalog order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The stable code, e.g. `SFJ-1001`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $code, )* }
+            }
+            pub fn domain(self) -> ErrorDomain {
+                match self { $( ErrorCode::$variant => ErrorDomain::$domain, )* }
+            }
+            /// Whether the failing operation may succeed if tried again unchanged.
+            pub fn retryable(self) -> bool {
+                match self { $( ErrorCode::$variant => $retry, )* }
+            }
+            /// What went wrong, in a few words.
+            pub fn summary(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $summary, )* }
+            }
+            /// What the operator should do about it, in one line.
+            pub fn remediation(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $fix, )* }
+            }
+        }
+    };
+}
+
+catalog! {
+    // 1xxx: reading and writing records (Avro, schema registry).
+    NotConfluentAvro = "SFJ-1001", User, retryable: false,
+        "value is not in the Confluent Avro wire format (magic byte 0 + schema id)",
+        fix: "find the producer writing raw bytes to this topic; replay once it writes through the registry";
+    SchemaNotFound = "SFJ-1002", User, retryable: false,
+        "the schema id in the record is unknown to the schema registry",
+        fix: "point the stage at the registry the producer used (registry.url), then replay";
+    AvroBodyInvalid = "SFJ-1003", User, retryable: false,
+        "the Avro body does not decode with the schema its id names",
+        fix: "the producer wrote bytes that do not match its schema; fix the producer, then replay";
+    RegistryUnavailable = "SFJ-1004", External, retryable: true,
+        "the schema registry did not answer or answered 5xx",
+        fix: "check the registry is up and reachable from the service (registry.url); records replay on their own once it answers";
+    RecordDoesNotMatchSchema = "SFJ-1005", Internal, retryable: false,
+        "a record could not be encoded with its own schema",
+        fix: "a defect in sfjira: report it with the DLQ record attached";
+    SchemaIncompatible = "SFJ-1006", User, retryable: false,
+        "the registry refused a new schema version as not BACKWARD-compatible",
+        fix: "make the change compatible (add fields with defaults, do not remove required ones) or register it under a new subject";
+
+    // 2xxx: Kafka.
+    KafkaProduceFailed = "SFJ-2001", External, retryable: true,
+        "Kafka did not accept a record",
+        fix: "check broker health and topic existence (sfjira topics apply); retried automatically";
+    KafkaTransactionAborted = "SFJ-2002", External, retryable: true,
+        "a Kafka transaction was aborted; its batch is re-processed",
+        fix: "usually a rebalance or broker restart; if it repeats, check transaction.timeout.ms against the batch time";
+    KafkaFatal = "SFJ-2003", External, retryable: false,
+        "the Kafka client hit a fatal error (e.g. fenced by another instance with the same transactional id)",
+        fix: "make sure each instance has its own service.instance_id; the service restarts its producer";
+    TopicMissing = "SFJ-2004", User, retryable: false,
+        "a topic the service needs does not exist",
+        fix: "run `sfjira topics apply` (topics are declared in infra/topics.yaml)";
+
+    // 3xxx: configuration.
+    ConfigInvalid = "SFJ-3001", User, retryable: false,
+        "the configuration is invalid",
+        fix: "the start-up message names the key and the expected value; fix the YAML or the SFJIRA_ variable";
+
+    // 4xxx: talking to Salesforce or Jira over HTTP.
+    RateLimited = "SFJ-4001", External, retryable: true,
+        "the target API answered 429 (rate limited)",
+        fix: "none needed: retried after the server's Retry-After; if frequent, lower the sink's concurrency";
+    TargetUnavailable = "SFJ-4002", External, retryable: true,
+        "the target API answered 5xx or did not answer",
+        fix: "check the target's status; retried with backoff, then dead-lettered for replay";
+    AuthExpired = "SFJ-4003", External, retryable: true,
+        "the access token expired or was revoked",
+        fix: "none needed if re-authentication succeeds; otherwise check the integration user's credentials";
+    RequestRejected = "SFJ-4004", User, retryable: false,
+        "the target API rejected the request as invalid (4xx)",
+        fix: "read sfjira.error message for the API's own error text; fix the mapping or the data, then replay";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown error code '{s}' (see `sfjira errors`)"))
+    }
+}
+
+/// An error a stage could not get past for one record: a catalogued code plus the specific
+/// message. This is what the DLQ router records. `class` names the Rust error type that caused
+/// it (the DLQ's `exception.class.name`), so operators can group failures finer than the code.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct StageError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub class: &'static str,
+    #[source]
+    pub source: Option<anyhow::Error>,
+}
+
+impl StageError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        StageError { code, message: message.into(), class: "sfjira::StageError", source: None }
+    }
+
+    /// Wraps a lower-level error, keeping its type name and chain.
+    pub fn caused_by<E>(code: ErrorCode, message: impl Into<String>, err: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        StageError {
+            code,
+            message: message.into(),
+            class: std::any::type_name::<E>(),
+            source: Some(anyhow::Error::new(err)),
+        }
+    }
+
+    pub fn retryable(&self) -> bool {
+        self.code.retryable()
+    }
+
+    /// The cause chain, one line per cause: the DLQ's `exception.stacktrace` (Rust has no
+    /// stack trace worth shipping; the chain of contexts is what explains the failure).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            out.push_str("\ncaused by: ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+}
+
+/// The catalog as a Markdown table (for `sfjira errors --markdown` and docs/errors.md).
+pub fn catalog_markdown() -> String {
+    let mut out = String::from("| code | domain | retryable | what happened | what to do |\n|---|---|---|---|---|\n");
+    for c in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            c.as_str(),
+            c.domain().as_str(),
+            if c.retryable() { "yes" } else { "no" },
+            c.summary(),
+            c.remediation()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
+            let digits = c.as_str().strip_prefix("SFJ-").expect("codes start with SFJ-");
+            assert!(digits.len() == 4 && digits.chars().all(|d| d.is_ascii_digit()), "{c}");
+            assert!(!c.remediation().is_empty() && !c.remediation().contains('\n'), "{c}");
+        }
+    }
+
+    #[test]
+    fn codes_parse_back() {
+        for c in ErrorCode::ALL {
+            assert_eq!(c.as_str().parse::<ErrorCode>().unwrap(), *c);
+        }
+        assert!("SFJ-9999".parse::<ErrorCode>().is_err());
+    }
+
+    #[test]
+    fn chain_lists_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+        let e = StageError::caused_by(ErrorCode::KafkaProduceFailed, "send failed", io);
+        assert_eq!(e.class, "std::io::error::Error");
+        assert_eq!(e.chain(), "SFJ-2001: send failed\ncaused by: disk on fire");
+        assert!(e.retryable());
+    }
+}

@@ -1,0 +1,157 @@
+//! The consumer every consuming stage uses: a consumer-group member that reads only committed
+//! records (`isolation.level=read_committed`) and commits offsets only when told to.
+//!
+//! Automatic commits are off because an offset may be committed only after its record's effect
+//! is safe: inside the output transaction for exactly-once stages (the producer sends the
+//! offsets, see [`super::TransactionalProducer::send_offsets`]), or after delivery for
+//! at-least-once sinks ([`KafkaConsumer::commit`]). [`OffsetTracker`] remembers, per
+//! partition, the offset after the last record processed, so a graceful shutdown commits
+//! exactly what was done and nothing more.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub struct KafkaConsumer {
+    inner: StreamConsumer,
+    group_id: String,
+    /// Where to start a partition that has no committed offset (`auto.offset.reset`).
+    from_earliest: bool,
+}
+
+impl KafkaConsumer {
+    /// Joins `group_id` and subscribes to `topics`. `auto.offset.reset` defaults to `earliest`
+    /// (a new group reads everything rather than silently skipping history); a value in the
+    /// deployment's `kafka.properties` wins.
+    pub fn new(base: &ClientConfig, group_id: &str, topics: &[&str]) -> Result<Self, KafkaError> {
+        let mut cfg = base.clone();
+        cfg.set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed");
+        if cfg.get("auto.offset.reset").is_none() {
+            cfg.set("auto.offset.reset", "earliest");
+        }
+        let from_earliest = matches!(cfg.get("auto.offset.reset"), Some("earliest" | "smallest" | "beginning"));
+        let inner: StreamConsumer = cfg.create()?;
+        inner.subscribe(topics)?;
+        Ok(KafkaConsumer { inner, group_id: group_id.to_string(), from_earliest })
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The next record (waits for one).
+    pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
+        self.inner.recv().await
+    }
+
+    /// The group's identity for [`super::TransactionalProducer::send_offsets`].
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.inner.group_metadata()
+    }
+
+    /// Commits what `tracker` holds, synchronously. An empty tracker commits nothing.
+    pub fn commit(&self, tracker: &OffsetTracker) -> Result<(), KafkaError> {
+        if tracker.is_empty() {
+            return Ok(());
+        }
+        self.inner.commit(&tracker.to_list(), CommitMode::Sync)
+    }
+
+    /// After an aborted transaction: moves every assigned partition back to its committed
+    /// offset, so the records of the aborted batch are read again.
+    pub fn rewind_to_committed(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let committed = self.inner.committed(timeout)?;
+        let mut seek = TopicPartitionList::new();
+        for elem in committed.elements() {
+            let offset = match elem.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ if self.from_earliest => Offset::Beginning,
+                _ => Offset::End,
+            };
+            seek.add_partition_offset(elem.topic(), elem.partition(), offset)?;
+        }
+        if seek.count() > 0 {
+            self.inner.seek_partitions(seek, timeout)?;
+        }
+        Ok(())
+    }
+
+    /// Graceful stop: commits what was processed, then leaves the group.
+    pub fn shutdown(&self, tracker: &OffsetTracker) -> Result<(), KafkaError> {
+        let result = self.commit(tracker);
+        self.inner.unsubscribe();
+        result
+    }
+
+    /// The underlying rdkafka consumer, for what this wrapper does not cover.
+    pub fn inner(&self) -> &StreamConsumer {
+        &self.inner
+    }
+}
+
+/// Per partition, the offset to resume from: one past the last record processed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OffsetTracker {
+    next: BTreeMap<(String, i32), i64>,
+}
+
+impl OffsetTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks `msg` as processed.
+    pub fn record<M: Message>(&mut self, msg: &M) {
+        self.mark(msg.topic(), msg.partition(), msg.offset());
+    }
+
+    /// Marks the record at `offset` of `topic`/`partition` as processed.
+    pub fn mark(&mut self, topic: &str, partition: i32, offset: i64) {
+        let next = self.next.entry((topic.to_string(), partition)).or_insert(offset + 1);
+        *next = (*next).max(offset + 1);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.next.clear();
+    }
+
+    /// The offsets to commit (next to read per partition).
+    pub fn to_list(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::with_capacity(self.next.len());
+        for ((topic, partition), offset) in &self.next {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .expect("a fresh list accepts any offset");
+        }
+        tpl
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_keeps_the_offset_after_the_highest_processed() {
+        let mut t = OffsetTracker::new();
+        t.mark("a", 0, 5);
+        t.mark("a", 0, 3); // out of order: must not move backwards
+        t.mark("a", 1, 0);
+        let list = t.to_list();
+        assert_eq!(list.find_partition("a", 0).unwrap().offset(), Offset::Offset(6));
+        assert_eq!(list.find_partition("a", 1).unwrap().offset(), Offset::Offset(1));
+        t.clear();
+        assert!(t.is_empty());
+    }
+}

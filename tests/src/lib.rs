@@ -44,7 +44,12 @@ pub async fn create_topic(name: &str, partitions: i32) {
     let results = admin
         .create_topics([&topic], &opts)
         .await
-        .unwrap_or_else(|e| panic!("cannot reach Kafka at {} ({e}); run `make infra-up`", bootstrap()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach Kafka at {} ({e}); run `make infra-up`",
+                bootstrap()
+            )
+        });
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -62,12 +67,17 @@ pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
 
 /// A `RegistryConfig` for the test registry.
 pub fn registry_config() -> sfjira_core::config::RegistryConfig {
-    let yaml = format!("kafka: {{bootstrap_servers: \"{}\"}}\nregistry: {{url: \"{}\"}}\n", bootstrap(), registry_url());
+    let yaml = format!(
+        "kafka: {{bootstrap_servers: \"{}\"}}\nregistry: {{url: \"{}\"}}\n",
+        bootstrap(),
+        registry_url()
+    );
     let dir = std::env::temp_dir().join(unique("sfjira-test-config"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("sfjira.yaml");
     std::fs::write(&path, yaml).expect("write test config");
-    let cfg = sfjira_core::config::load_from(Some(&path), Vec::<(String, String)>::new()).expect("test config loads");
+    let cfg = sfjira_core::config::load_from(Some(&path), Vec::<(String, String)>::new())
+        .expect("test config loads");
     let _ = std::fs::remove_dir_all(&dir);
     cfg.registry
 }
@@ -81,7 +91,11 @@ pub fn client_config() -> ClientConfig {
 
 /// Reads from `topic` with a fresh group until `count` records arrived or `timeout` passed.
 /// Returns (key, value, headers) of each, in order of arrival.
-pub async fn read_all(topic: &str, count: usize, timeout: Duration) -> Vec<rdkafka::message::OwnedMessage> {
+pub async fn read_all(
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<rdkafka::message::OwnedMessage> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     let consumer: StreamConsumer = client_config()
         .set("group.id", unique("reader"))

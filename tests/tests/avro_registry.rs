@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use apache_avro::types::Value;
 use apache_avro::Schema;
+use apache_avro::types::Value;
 use rdkafka::message::Message;
 use sfjira_core::avro::AvroCodec;
 use sfjira_core::errors::ErrorCode;
@@ -22,27 +22,50 @@ const V3_INCOMPATIBLE: &str = r#"{"type":"record","name":"Opportunity","namespac
   {"name":"StageName","type":"string","default":"Prospecting"},{"name":"CloseDate","type":"string"}]}"#;
 
 fn v1_record(id: &str) -> Value {
-    Value::Record(vec![("Id".into(), Value::String(id.into())), ("Amount".into(), Value::Union(1, Box::new(Value::Double(250000.0))))])
+    Value::Record(vec![
+        ("Id".into(), Value::String(id.into())),
+        (
+            "Amount".into(),
+            Value::Union(1, Box::new(Value::Double(250000.0))),
+        ),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn avro_round_trip_through_kafka_and_the_registry() {
     let topic = fresh_topic("avro-rt", 1).await;
     let codec = AvroCodec::new(&registry_config()).unwrap();
-    let writer = codec.register(&topic, &Schema::parse_str(V1).unwrap()).await.unwrap();
+    let writer = codec
+        .register(&topic, &Schema::parse_str(V1).unwrap())
+        .await
+        .unwrap();
     assert_eq!(writer.subject, format!("{topic}-value"));
-    assert_eq!(codec.compatibility(&writer.subject).await.unwrap(), "BACKWARD");
+    assert_eq!(
+        codec.compatibility(&writer.subject).await.unwrap(),
+        "BACKWARD"
+    );
 
     let bytes = codec.encode(&writer, v1_record("006A")).unwrap();
     assert_eq!(bytes[0], 0, "Confluent magic byte");
-    assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), writer.id, "schema id, big-endian");
+    assert_eq!(
+        u32::from_be_bytes(bytes[1..5].try_into().unwrap()),
+        writer.id,
+        "schema id, big-endian"
+    );
 
     let producer = IdempotentProducer::new(&client_config()).unwrap();
-    producer.send(&OutRecord::new(&topic).key("006A").payload(bytes.clone())).await.unwrap();
+    producer
+        .send(&OutRecord::new(&topic).key("006A").payload(bytes.clone()))
+        .await
+        .unwrap();
 
     let got = read_all(&topic, 1, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].payload(), Some(&bytes[..]), "bytes unchanged through Kafka");
+    assert_eq!(
+        got[0].payload(),
+        Some(&bytes[..]),
+        "bytes unchanged through Kafka"
+    );
     // A codec that has never seen the schema fetches it by id from the registry.
     let fresh = AvroCodec::new(&registry_config()).unwrap();
     let decoded = fresh.decode(got[0].payload().unwrap()).await.unwrap();
@@ -55,7 +78,10 @@ async fn avro_round_trip_through_kafka_and_the_registry() {
 async fn a_backward_compatible_version_registers_and_old_readers_still_decode() {
     let topic = fresh_topic("avro-evolve", 1).await;
     let codec = AvroCodec::new(&registry_config()).unwrap();
-    let (v1, v2) = (Schema::parse_str(V1).unwrap(), Schema::parse_str(V2).unwrap());
+    let (v1, v2) = (
+        Schema::parse_str(V1).unwrap(),
+        Schema::parse_str(V2).unwrap(),
+    );
     let w1 = codec.register(&topic, &v1).await.unwrap();
     let w2 = codec.register(&topic, &v2).await.unwrap();
     assert_ne!(w1.id, w2.id, "a new version gets a new id");
@@ -73,17 +99,31 @@ async fn a_backward_compatible_version_registers_and_old_readers_still_decode() 
     // A reader deployed before v2 existed (its codec knows nothing yet) decodes both versions,
     // each with its writer schema from the registry.
     let old_reader = AvroCodec::new(&registry_config()).unwrap();
-    assert_eq!(old_reader.decode(&old).await.unwrap().value, v1_record("006OLD"));
+    assert_eq!(
+        old_reader.decode(&old).await.unwrap().value,
+        v1_record("006OLD")
+    );
     assert_eq!(old_reader.decode(&new).await.unwrap().value, new_value);
     // And a reader that resolves into its own v1 schema reads v2 data (the extra field dropped).
-    let as_v1 = apache_avro::reader::datum::GenericDatumReader::builder(&v2).reader_schema(&v1).build().unwrap().read_value(&mut &new[5..]).unwrap();
+    let as_v1 = apache_avro::reader::datum::GenericDatumReader::builder(&v2)
+        .reader_schema(&v1)
+        .build()
+        .unwrap()
+        .read_value(&mut &new[5..])
+        .unwrap();
     assert_eq!(
         as_v1,
-        Value::Record(vec![("Id".into(), Value::String("006NEW".into())), ("Amount".into(), Value::Union(0, Box::new(Value::Null)))])
+        Value::Record(vec![
+            ("Id".into(), Value::String("006NEW".into())),
+            ("Amount".into(), Value::Union(0, Box::new(Value::Null)))
+        ])
     );
 
     // An incompatible version is refused under BACKWARD, with the catalogued code.
-    let err = codec.register(&topic, &Schema::parse_str(V3_INCOMPATIBLE).unwrap()).await.unwrap_err();
+    let err = codec
+        .register(&topic, &Schema::parse_str(V3_INCOMPATIBLE).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::SchemaIncompatible, "{err}");
 }
 
@@ -92,11 +132,17 @@ async fn undecodable_values_get_their_catalogued_codes() {
     let codec = AvroCodec::new(&registry_config()).unwrap();
     let not_avro = codec.decode(br#"{"Id":"006"}"#).await.unwrap_err();
     assert_eq!(not_avro.code, ErrorCode::NotConfluentAvro);
-    let unknown_id = codec.decode(&[0, 0x7f, 0xff, 0xff, 0xf0, 2, b'a']).await.unwrap_err();
+    let unknown_id = codec
+        .decode(&[0, 0x7f, 0xff, 0xff, 0xf0, 2, b'a'])
+        .await
+        .unwrap_err();
     assert_eq!(unknown_id.code, ErrorCode::SchemaNotFound, "{unknown_id}");
 
     let topic = unique("avro-bad-body");
-    let writer = codec.register(&topic, &Schema::parse_str(V1).unwrap()).await.unwrap();
+    let writer = codec
+        .register(&topic, &Schema::parse_str(V1).unwrap())
+        .await
+        .unwrap();
     let mut framed = vec![0];
     framed.extend_from_slice(&writer.id.to_be_bytes());
     framed.extend_from_slice(&[0x80, 0x80, 0x80]); // a varint that never ends
@@ -109,7 +155,10 @@ async fn registry_unreachable_is_retryable() {
     let mut cfg = registry_config();
     cfg.url = "http://127.0.0.1:1/apis/ccompat/v7".into();
     let codec = AvroCodec::new(&cfg).unwrap();
-    let err = codec.register("nowhere", &Schema::parse_str(V1).unwrap()).await.unwrap_err();
+    let err = codec
+        .register("nowhere", &Schema::parse_str(V1).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::RegistryUnavailable);
     assert!(err.retryable());
 }

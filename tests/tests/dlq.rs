@@ -14,7 +14,8 @@ use sfjira_tests::*;
 async fn a_dead_letter_carries_every_header_and_the_original_bytes() {
     let input = fresh_topic("dlq-in", 1).await;
     let prefix = format!("{}.", unique("dlqtest"));
-    let router = DlqRouter::new("transformer", &prefix, "instance-7").redacting(["s3cr3t-token".to_string()]);
+    let router = DlqRouter::new("transformer", &prefix, "instance-7")
+        .redacting(["s3cr3t-token".to_string()]);
     create_topic(router.dlq_topic(), 1).await;
 
     // An original record with binary (non-UTF-8) bytes, its own headers and a set timestamp.
@@ -27,7 +28,10 @@ async fn a_dead_letter_carries_every_header_and_the_original_bytes() {
             .key(&key)
             .payload(&value)
             .timestamp(ts)
-            .headers(OwnedHeaders::new().insert(Header { key: "sfjira.source", value: Some("salesforce,Opportunity,006A") })),
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "sfjira.source",
+                value: Some("salesforce,Opportunity,006A"),
+            })),
         Duration::from_secs(10),
     )
     .await
@@ -36,9 +40,21 @@ async fn a_dead_letter_carries_every_header_and_the_original_bytes() {
     let consumer = KafkaConsumer::new(&client_config(), &unique("dlq-group"), &[&input]).unwrap();
     let msg = consumer.recv().await.unwrap();
     let failed = FailedRecord::from_message(&msg);
-    let err = StageError::new(ErrorCode::AvroBodyInvalid, "could not decode (token s3cr3t-token)");
+    let err = StageError::new(
+        ErrorCode::AvroBodyInvalid,
+        "could not decode (token s3cr3t-token)",
+    );
     let producer = IdempotentProducer::new(&client_config()).unwrap();
-    router.send(&producer, &failed, &err, FailedAt::ValueConverter, Attempts::once()).await.unwrap();
+    router
+        .send(
+            &producer,
+            &failed,
+            &err,
+            FailedAt::ValueConverter,
+            Attempts::once(),
+        )
+        .await
+        .unwrap();
 
     let got = read_all(router.dlq_topic(), 1, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 1);
@@ -49,10 +65,18 @@ async fn a_dead_letter_carries_every_header_and_the_original_bytes() {
 
     let headers = d.headers().expect("headers");
     let get = |name: &str| -> String {
-        let h = headers.iter().find(|h| h.key == name).unwrap_or_else(|| panic!("header {name} missing"));
-        String::from_utf8(h.value.unwrap().to_vec()).unwrap_or_else(|_| panic!("header {name} is not UTF-8"))
+        let h = headers
+            .iter()
+            .find(|h| h.key == name)
+            .unwrap_or_else(|| panic!("header {name} missing"));
+        String::from_utf8(h.value.unwrap().to_vec())
+            .unwrap_or_else(|_| panic!("header {name} is not UTF-8"))
     };
-    assert_eq!(get("sfjira.source"), "salesforce,Opportunity,006A", "original headers kept");
+    assert_eq!(
+        get("sfjira.source"),
+        "salesforce,Opportunity,006A",
+        "original headers kept"
+    );
     for name in dlq::ERROR_HEADERS {
         get(name);
     }
@@ -68,7 +92,14 @@ async fn a_dead_letter_carries_every_header_and_the_original_bytes() {
     assert!(get(dlq::H_FIRST_FAILED_AT).ends_with('Z'));
     assert!(get(dlq::H_EXCEPTION_MESSAGE).contains("could not decode"));
     for h in headers.iter() {
-        let v = h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-        assert!(!v.contains("s3cr3t-token"), "secret leaked into header {}", h.key);
+        let v = h
+            .value
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        assert!(
+            !v.contains("s3cr3t-token"),
+            "secret leaked into header {}",
+            h.key
+        );
     }
 }

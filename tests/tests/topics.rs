@@ -20,7 +20,10 @@ topics:
 ";
 
 fn names(actions: &[TopicAction]) -> Vec<String> {
-    actions.iter().map(|a| a.to_string().split_whitespace().next().unwrap().to_string()).collect()
+    actions
+        .iter()
+        .map(|a| a.to_string().split_whitespace().next().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -33,7 +36,11 @@ async fn apply_creates_is_idempotent_fixes_configs_and_reports_partition_drift()
     let dry = topics::apply(&base, &specs, true).await.unwrap();
     assert_eq!(names(&dry), ["created", "created"]);
     let again = topics::apply(&base, &specs, true).await.unwrap();
-    assert_eq!(names(&again), ["created", "created"], "the dry run created nothing");
+    assert_eq!(
+        names(&again),
+        ["created", "created"],
+        "the dry run created nothing"
+    );
 
     let created = topics::apply(&base, &specs, false).await.unwrap();
     assert_eq!(names(&created), ["created", "created"]);
@@ -46,8 +53,22 @@ async fn apply_creates_is_idempotent_fixes_configs_and_reports_partition_drift()
     let links = format!("{prefix}links");
     let events = format!("{prefix}events");
     let alter = AlterConfig::new(ResourceSpecifier::Topic(&links)).set("cleanup.policy", "delete");
-    admin.alter_configs([&alter], &opts).await.unwrap().into_iter().for_each(|r| { r.unwrap(); });
-    admin.create_partitions([&NewPartitions::new(&events, 3)], &opts).await.unwrap().into_iter().for_each(|r| { r.unwrap(); });
+    admin
+        .alter_configs([&alter], &opts)
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
+    admin
+        .create_partitions([&NewPartitions::new(&events, 3)], &opts)
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|r| {
+            r.unwrap();
+        });
 
     let after = topics::apply(&base, &specs, false).await.unwrap();
     match &after[0] {
@@ -60,7 +81,14 @@ async fn apply_creates_is_idempotent_fixes_configs_and_reports_partition_drift()
     match &after[1] {
         TopicAction::ConfigUpdated { name, changes } => {
             assert_eq!(name, &links);
-            assert!(changes.contains(&("cleanup.policy".into(), Some("delete".into()), "compact".into())), "{changes:?}");
+            assert!(
+                changes.contains(&(
+                    "cleanup.policy".into(),
+                    Some("delete".into()),
+                    "compact".into()
+                )),
+                "{changes:?}"
+            );
         }
         other => panic!("expected the config of {links} to be fixed, got {other:?}"),
     }

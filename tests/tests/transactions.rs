@@ -4,20 +4,29 @@
 
 use std::time::Duration;
 
+use rdkafka::Offset;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::Offset;
-use sfjira_core::kafka::{IdempotentProducer, KafkaConsumer, OffsetTracker, OutRecord, TransactionalProducer};
+use sfjira_core::kafka::{
+    IdempotentProducer, KafkaConsumer, OffsetTracker, OutRecord, TransactionalProducer,
+};
 use sfjira_tests::*;
 
 const RECORDS: usize = 5;
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads `n` records from the consumer, tracking their offsets.
-async fn take(consumer: &KafkaConsumer, n: usize, tracker: &mut OffsetTracker) -> Vec<(String, String)> {
+async fn take(
+    consumer: &KafkaConsumer,
+    n: usize,
+    tracker: &mut OffsetTracker,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     while out.len() < n {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("records arrive").unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("records arrive")
+            .unwrap();
         tracker.record(&m);
         out.push((
             String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
@@ -29,7 +38,9 @@ async fn take(consumer: &KafkaConsumer, n: usize, tracker: &mut OffsetTracker) -
 
 fn committed_offset(consumer: &KafkaConsumer, topic: &str) -> Offset {
     let c = consumer.inner().committed(Duration::from_secs(10)).unwrap();
-    c.find_partition(topic, 0).map(|e| e.offset()).unwrap_or(Offset::Invalid)
+    c.find_partition(topic, 0)
+        .map(|e| e.offset())
+        .unwrap_or(Offset::Invalid)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -39,47 +50,91 @@ async fn aborted_transactions_are_invisible_and_committed_ones_are_seen_once_wit
     let base = client_config();
     let source = IdempotentProducer::new(&base).unwrap();
     for i in 0..RECORDS {
-        source.send(&OutRecord::new(&input).key(format!("k{i}")).payload(format!("v{i}"))).await.unwrap();
+        source
+            .send(
+                &OutRecord::new(&input)
+                    .key(format!("k{i}"))
+                    .payload(format!("v{i}")),
+            )
+            .await
+            .unwrap();
     }
 
     let group = unique("txn-group");
     let consumer = KafkaConsumer::new(&base, &group, &[&input]).unwrap();
-    let mut txn = TransactionalProducer::new(&base, &unique("txn-id"), TXN_TIMEOUT).await.unwrap();
+    let mut txn = TransactionalProducer::new(&base, &unique("txn-id"), TXN_TIMEOUT)
+        .await
+        .unwrap();
 
     // First attempt: produce the outputs and the offsets, then abort.
     let mut tracker = OffsetTracker::new();
     let batch = take(&consumer, RECORDS, &mut tracker).await;
     txn.begin().unwrap();
     for (k, v) in &batch {
-        txn.send(&OutRecord::new(&output).key(k.as_str()).payload(format!("aborted-{v}"))).await.unwrap();
+        txn.send(
+            &OutRecord::new(&output)
+                .key(k.as_str())
+                .payload(format!("aborted-{v}")),
+        )
+        .await
+        .unwrap();
     }
-    txn.send_offsets(&tracker.to_list(), consumer.group_metadata().unwrap()).await.unwrap();
+    txn.send_offsets(&tracker.to_list(), consumer.group_metadata().unwrap())
+        .await
+        .unwrap();
     txn.abort().await.unwrap();
-    assert_eq!(committed_offset(&consumer, &input), Offset::Invalid, "an aborted transaction commits no offsets");
+    assert_eq!(
+        committed_offset(&consumer, &input),
+        Offset::Invalid,
+        "an aborted transaction commits no offsets"
+    );
 
     // The stage rewinds and processes the same batch again, this time committing.
-    consumer.rewind_to_committed(Duration::from_secs(10)).unwrap();
+    consumer
+        .rewind_to_committed(Duration::from_secs(10))
+        .unwrap();
     let mut tracker = OffsetTracker::new();
     let again = take(&consumer, RECORDS, &mut tracker).await;
-    assert_eq!(again, batch, "after the abort the same records are read again");
+    assert_eq!(
+        again, batch,
+        "after the abort the same records are read again"
+    );
     txn.begin().unwrap();
     for (k, v) in &again {
-        txn.send(&OutRecord::new(&output).key(k.as_str()).payload(format!("committed-{v}"))).await.unwrap();
+        txn.send(
+            &OutRecord::new(&output)
+                .key(k.as_str())
+                .payload(format!("committed-{v}")),
+        )
+        .await
+        .unwrap();
     }
-    txn.send_offsets(&tracker.to_list(), consumer.group_metadata().unwrap()).await.unwrap();
+    txn.send_offsets(&tracker.to_list(), consumer.group_metadata().unwrap())
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
 
-    assert_eq!(committed_offset(&consumer, &input), Offset::Offset(RECORDS as i64), "offsets committed in the transaction");
+    assert_eq!(
+        committed_offset(&consumer, &input),
+        Offset::Offset(RECORDS as i64),
+        "offsets committed in the transaction"
+    );
 
     // A read_committed reader sees each committed output exactly once and nothing aborted.
     // (It waits well past the expected count so a duplicate would have time to show up.)
     let seen = read_all(&output, RECORDS + 1, Duration::from_secs(5)).await;
-    let values: Vec<String> = seen.iter().map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap()).collect();
+    let values: Vec<String> = seen
+        .iter()
+        .map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap())
+        .collect();
     let expected: Vec<String> = (0..RECORDS).map(|i| format!("committed-v{i}")).collect();
     assert_eq!(values, expected);
     // The aborted records are in the log all the same (read_uncommitted would show them):
     // 5 aborted + 1 abort marker + 5 committed + 1 commit marker.
-    let (_, high) = consumer.inner().fetch_watermarks(&output, 0, Duration::from_secs(10)).unwrap();
+    let (_, high) = consumer
+        .inner()
+        .fetch_watermarks(&output, 0, Duration::from_secs(10))
+        .unwrap();
     assert_eq!(high, 2 * RECORDS as i64 + 2);
 }
 
@@ -88,18 +143,35 @@ async fn a_new_producer_with_the_same_transactional_id_fences_the_old_one() {
     let output = fresh_topic("txn-fence", 1).await;
     let base = client_config();
     let id = unique("txn-fenced");
-    let mut zombie = TransactionalProducer::new(&base, &id, TXN_TIMEOUT).await.unwrap();
+    let mut zombie = TransactionalProducer::new(&base, &id, TXN_TIMEOUT)
+        .await
+        .unwrap();
     zombie.begin().unwrap();
-    zombie.send(&OutRecord::new(&output).key("k").payload("from the zombie")).await.unwrap();
+    zombie
+        .send(&OutRecord::new(&output).key("k").payload("from the zombie"))
+        .await
+        .unwrap();
 
     // A restarted instance initialises the same id: the zombie's open transaction is aborted.
-    let mut successor = TransactionalProducer::new(&base, &id, TXN_TIMEOUT).await.unwrap();
+    let mut successor = TransactionalProducer::new(&base, &id, TXN_TIMEOUT)
+        .await
+        .unwrap();
     successor.begin().unwrap();
-    successor.send(&OutRecord::new(&output).key("k").payload("from the successor")).await.unwrap();
+    successor
+        .send(
+            &OutRecord::new(&output)
+                .key("k")
+                .payload("from the successor"),
+        )
+        .await
+        .unwrap();
     successor.commit().await.unwrap();
 
     let err = zombie.commit().await.unwrap_err();
-    assert!(matches!(err, sfjira_core::kafka::TxnError::Fatal(_)), "the zombie is fenced: {err}");
+    assert!(
+        matches!(err, sfjira_core::kafka::TxnError::Fatal(_)),
+        "the zombie is fenced: {err}"
+    );
 
     let seen = read_all(&output, 2, Duration::from_secs(5)).await;
     let values: Vec<&[u8]> = seen.iter().map(|m| m.payload().unwrap()).collect();

@@ -8,10 +8,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use apache_avro::Schema;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
-use sfjira_core::avro::{encode_framed, WriterSchema};
+use sfjira_core::avro::{WriterSchema, encode_framed};
 use sfjira_core::dlq::{Attempts, DlqRouter, FailedAt, FailedRecord};
 use sfjira_core::errors::{ErrorCode, StageError};
 use sfjira_core::kafka::OutRecord;
@@ -27,7 +27,10 @@ fn record() -> Value {
         ("Id".into(), Value::String("0065g00000XyZabAAB".into())),
         ("Name".into(), Value::String("Acme — 500 seats".into())),
         ("StageName".into(), Value::String("Closed Won".into())),
-        ("Amount".into(), Value::Union(1, Box::new(Value::Double(250_000.0)))),
+        (
+            "Amount".into(),
+            Value::Union(1, Box::new(Value::Double(250_000.0))),
+        ),
         ("CloseDate".into(), Value::String("2026-11-27".into())),
         ("OwnerId".into(), Value::String("0055g00000AbCdeAAA".into())),
         ("Description".into(), Value::String("x".repeat(600))),
@@ -53,35 +56,71 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn report(name: &str, ours: f64, baseline: f64, baseline_name: &str) {
-    println!("{name:<28} {ours:>10.0} ns/op   baseline ({baseline_name}) {baseline:>10.0} ns/op   ratio {:.2}", ours / baseline);
+    println!(
+        "{name:<28} {ours:>10.0} ns/op   baseline ({baseline_name}) {baseline:>10.0} ns/op   ratio {:.2}",
+        ours / baseline
+    );
 }
 
 fn main() {
-    let budget = Duration::from_millis(if std::env::args().any(|a| a == "--quick") { 200 } else { 1500 });
+    let budget = Duration::from_millis(if std::env::args().any(|a| a == "--quick") {
+        200
+    } else {
+        1500
+    });
     let schema = Schema::parse_str(SCHEMA).unwrap();
-    let writer = WriterSchema { subject: "salesforce.cdc.Opportunity-value".into(), id: 42, schema: schema.clone() };
+    let writer = WriterSchema {
+        subject: "salesforce.cdc.Opportunity-value".into(),
+        id: 42,
+        schema: schema.clone(),
+    };
     let value = record();
 
     let baseline = measure(budget, || {
-        black_box(GenericDatumWriter::builder(&schema).build().unwrap().write_value_to_vec(black_box(value.clone())).unwrap());
+        black_box(
+            GenericDatumWriter::builder(&schema)
+                .build()
+                .unwrap()
+                .write_value_to_vec(black_box(value.clone()))
+                .unwrap(),
+        );
     });
     let ours = measure(budget, || {
         black_box(encode_framed(&writer, black_box(value.clone())).unwrap());
     });
     report("avro encode (framed)", ours, baseline, "apache-avro alone");
     let size = encode_framed(&writer, value.clone()).unwrap().len();
-    println!("{:<28} {size} bytes per record, {:.0} records/s per core", "", 1e9 / ours);
+    println!(
+        "{:<28} {size} bytes per record, {:.0} records/s per core",
+        "",
+        1e9 / ours
+    );
 
-    let mut original = OutRecord::new("salesforce.cdc.Opportunity").key("0065g00000XyZabAAB").payload(vec![7u8; size]);
-    original.set_header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    let failed = FailedRecord { topic: original.topic.clone(), partition: 3, offset: 1234, record: original.clone() };
+    let mut original = OutRecord::new("salesforce.cdc.Opportunity")
+        .key("0065g00000XyZabAAB")
+        .payload(vec![7u8; size]);
+    original.set_header(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    let failed = FailedRecord {
+        topic: original.topic.clone(),
+        partition: 3,
+        offset: 1234,
+        record: original.clone(),
+    };
     let router = DlqRouter::new("transformer", "", "bench");
     let err = StageError::new(ErrorCode::AvroBodyInvalid, "bench");
     let baseline = measure(budget, || {
         black_box(black_box(&original).clone());
     });
     let ours = measure(budget, || {
-        black_box(router.dead_letter(black_box(&failed), &err, FailedAt::ValueConverter, Attempts::once()));
+        black_box(router.dead_letter(
+            black_box(&failed),
+            &err,
+            FailedAt::ValueConverter,
+            Attempts::once(),
+        ));
     });
     report("dlq dead_letter record", ours, baseline, "clone record");
 }

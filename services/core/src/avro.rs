@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apache_avro::Schema;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use serde::Deserialize;
@@ -75,7 +75,13 @@ impl AvroCodec {
             .build()
             .map_err(|e| anyhow::anyhow!("schema registry client for {base_url}: {e}"))?;
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(AvroCodec { http, base_url, auth, decoder: AvroDecoder::new(settings), writers: Mutex::new(HashMap::new()) })
+        Ok(AvroCodec {
+            http,
+            base_url,
+            auth,
+            decoder: AvroDecoder::new(settings),
+            writers: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The value subject of `topic` (topic name strategy).
@@ -85,12 +91,20 @@ impl AvroCodec {
 
     /// Registers `schema` as the value schema of `topic` (idempotent: the registry answers the
     /// existing id for a schema it already has). Cached: one registry call per schema.
-    pub async fn register(&self, topic: &str, schema: &Schema) -> Result<Arc<WriterSchema>, StageError> {
+    pub async fn register(
+        &self,
+        topic: &str,
+        schema: &Schema,
+    ) -> Result<Arc<WriterSchema>, StageError> {
         let subject = Self::value_subject(topic);
         // The full JSON, not the Parsing Canonical Form: that form drops field defaults, and
         // defaults are what make an added field BACKWARD-compatible.
         let schema_json = serde_json::to_string(schema).map_err(|e| {
-            StageError::caused_by(ErrorCode::RecordDoesNotMatchSchema, format!("serialising the schema for {subject}"), e)
+            StageError::caused_by(
+                ErrorCode::RecordDoesNotMatchSchema,
+                format!("serialising the schema for {subject}"),
+                e,
+            )
         })?;
         let cache_key = (subject.clone(), schema_json);
         if let Some(w) = self.writers.lock().expect("writer cache").get(&cache_key) {
@@ -98,8 +112,15 @@ impl AvroCodec {
         }
         self.set_compatibility(&subject, "BACKWARD").await?;
         let id = self.post_schema(&subject, &cache_key.1).await?;
-        let writer = Arc::new(WriterSchema { subject, id, schema: schema.clone() });
-        self.writers.lock().expect("writer cache").insert(cache_key, writer.clone());
+        let writer = Arc::new(WriterSchema {
+            subject,
+            id,
+            schema: schema.clone(),
+        });
+        self.writers
+            .lock()
+            .expect("writer cache")
+            .insert(cache_key, writer.clone());
         Ok(writer)
     }
 
@@ -122,11 +143,18 @@ impl AvroCodec {
             self.decoder.remove_errors_from_cache();
             return Err(StageError::new(
                 ErrorCode::SchemaNotFound,
-                format!("schema id {schema_id} is not in the registry at {}: {e}", self.base_url),
+                format!(
+                    "schema id {schema_id} is not in the registry at {}: {e}",
+                    self.base_url
+                ),
             ));
         }
         match self.decoder.decode(Some(bytes)).await {
-            Ok(r) => Ok(Decoded { schema_id, name: r.name.map(|n| n.fullname(None)), value: r.value }),
+            Ok(r) => Ok(Decoded {
+                schema_id,
+                name: r.name.map(|n| n.fullname(None)),
+                value: r.value,
+            }),
             Err(e) => Err(StageError::new(
                 ErrorCode::AvroBodyInvalid,
                 format!("the body does not decode with schema {schema_id}: {e}"),
@@ -138,7 +166,9 @@ impl AvroCodec {
     pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), StageError> {
         let url = format!("{}/config/{}", self.base_url, subject);
         let body = serde_json::json!({ "compatibility": level });
-        self.call(self.http.put(&url).json(&body), &url).await.map(|_| ())
+        self.call(self.http.put(&url).json(&body), &url)
+            .await
+            .map(|_| ())
     }
 
     /// The compatibility level the registry reports for `subject` (`GET /config/{subject}`).
@@ -150,8 +180,13 @@ impl AvroCodec {
         }
         let url = format!("{}/config/{}", self.base_url, subject);
         let text = self.call(self.http.get(&url), &url).await?;
-        let cfg: Config = serde_json::from_str(&text)
-            .map_err(|e| StageError::caused_by(ErrorCode::RegistryUnavailable, format!("unexpected answer from {url}"), e))?;
+        let cfg: Config = serde_json::from_str(&text).map_err(|e| {
+            StageError::caused_by(
+                ErrorCode::RegistryUnavailable,
+                format!("unexpected answer from {url}"),
+                e,
+            )
+        })?;
         Ok(cfg.compatibility_level)
     }
 
@@ -163,21 +198,27 @@ impl AvroCodec {
         let url = format!("{}/subjects/{}/versions", self.base_url, subject);
         let body = serde_json::json!({ "schema": schema_json, "schemaType": "AVRO" });
         let text = self.call(self.http.post(&url).json(&body), &url).await?;
-        let reg: Registered = serde_json::from_str(&text)
-            .map_err(|e| StageError::caused_by(ErrorCode::RegistryUnavailable, format!("unexpected answer from {url}"), e))?;
+        let reg: Registered = serde_json::from_str(&text).map_err(|e| {
+            StageError::caused_by(
+                ErrorCode::RegistryUnavailable,
+                format!("unexpected answer from {url}"),
+                e,
+            )
+        })?;
         Ok(reg.id)
     }
 
     /// Sends a registry request; maps failures to catalogued errors. Returns the body.
     async fn call(&self, req: reqwest::RequestBuilder, url: &str) -> Result<String, StageError> {
-        let mut req = req.header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE).header(reqwest::header::ACCEPT, CONTENT_TYPE);
+        let mut req = req
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(reqwest::header::ACCEPT, CONTENT_TYPE);
         if let Some((u, p)) = &self.auth {
             req = req.basic_auth(u, Some(p));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| StageError::caused_by(ErrorCode::RegistryUnavailable, format!("calling {url}"), e))?;
+        let resp = req.send().await.map_err(|e| {
+            StageError::caused_by(ErrorCode::RegistryUnavailable, format!("calling {url}"), e)
+        })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if status.is_success() {
@@ -188,13 +229,18 @@ impl AvroCodec {
             s if s >= 500 || s == 429 => ErrorCode::RegistryUnavailable,
             _ => ErrorCode::SchemaIncompatible,
         };
-        Err(StageError::new(code, format!("{url} answered {status}: {}", truncate(&text, 500))))
+        Err(StageError::new(
+            code,
+            format!("{url} answered {status}: {}", truncate(&text, 500)),
+        ))
     }
 }
 
 impl std::fmt::Debug for AvroCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AvroCodec").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("AvroCodec")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -203,7 +249,10 @@ pub fn encode_framed(writer: &WriterSchema, value: Value) -> Result<Vec<u8>, Sta
     let encoding_error = |e: apache_avro::Error| {
         StageError::caused_by(
             ErrorCode::RecordDoesNotMatchSchema,
-            format!("encoding a record with schema {} of {}", writer.id, writer.subject),
+            format!(
+                "encoding a record with schema {} of {}",
+                writer.id, writer.subject
+            ),
             e,
         )
     };
@@ -227,7 +276,13 @@ pub fn confluent_schema_id(bytes: &[u8]) -> Result<u32, StageError> {
             ErrorCode::NotConfluentAvro,
             format!("first byte is {m:#04x}, expected the magic byte 0x00"),
         )),
-        _ => Err(StageError::new(ErrorCode::NotConfluentAvro, format!("{} bytes: too short for magic byte + schema id", bytes.len()))),
+        _ => Err(StageError::new(
+            ErrorCode::NotConfluentAvro,
+            format!(
+                "{} bytes: too short for magic byte + schema id",
+                bytes.len()
+            ),
+        )),
     }
 }
 
@@ -246,7 +301,10 @@ mod tests {
     fn framing_is_checked_before_any_registry_call() {
         assert_eq!(confluent_schema_id(&[0, 0, 0, 1, 2, 9]).unwrap(), 258);
         for bad in [&b""[..], &b"{\"json\":1}"[..], &[0, 0, 1][..]] {
-            assert_eq!(confluent_schema_id(bad).unwrap_err().code, ErrorCode::NotConfluentAvro);
+            assert_eq!(
+                confluent_schema_id(bad).unwrap_err().code,
+                ErrorCode::NotConfluentAvro
+            );
         }
     }
 }

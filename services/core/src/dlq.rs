@@ -39,8 +39,20 @@ pub const H_FIRST_FAILED_AT: &str = "sfjira.error.first_failed_at";
 
 /// Every header the router adds, in the order it adds them.
 pub const ERROR_HEADERS: &[&str] = &[
-    H_TOPIC, H_PARTITION, H_OFFSET, H_CONNECTOR, H_TASK, H_STAGE, H_CLASS, H_EXCEPTION_CLASS,
-    H_EXCEPTION_MESSAGE, H_EXCEPTION_STACKTRACE, H_CODE, H_RETRYABLE, H_ATTEMPTS, H_FIRST_FAILED_AT,
+    H_TOPIC,
+    H_PARTITION,
+    H_OFFSET,
+    H_CONNECTOR,
+    H_TASK,
+    H_STAGE,
+    H_CLASS,
+    H_EXCEPTION_CLASS,
+    H_EXCEPTION_MESSAGE,
+    H_EXCEPTION_STACKTRACE,
+    H_CODE,
+    H_RETRYABLE,
+    H_ATTEMPTS,
+    H_FIRST_FAILED_AT,
 ];
 
 /// Where in a stage the record failed, in Kafka Connect's vocabulary (`__connect.errors.stage`).
@@ -104,7 +116,10 @@ pub struct Attempts {
 impl Attempts {
     /// A failure on the first try (non-retryable errors).
     pub fn once() -> Self {
-        Attempts { count: 1, first_failed_at: SystemTime::now() }
+        Attempts {
+            count: 1,
+            first_failed_at: SystemTime::now(),
+        }
     }
 }
 
@@ -130,7 +145,8 @@ impl DlqRouter {
 
     /// Secret values that must never appear in a DLQ header (the deployment's credentials).
     pub fn redacting(mut self, secrets: impl IntoIterator<Item = String>) -> Self {
-        self.secrets.extend(secrets.into_iter().filter(|s| s.len() >= 4));
+        self.secrets
+            .extend(secrets.into_iter().filter(|s| s.len() >= 4));
         self
     }
 
@@ -141,7 +157,13 @@ impl DlqRouter {
     /// The DLQ record for `failed`: original bytes, headers and timestamp, plus the error headers.
     /// Emits [`RecordDeadLettered`]; producing it is the caller's (inside its transaction when
     /// it has one).
-    pub fn dead_letter(&self, failed: &FailedRecord, err: &StageError, at: FailedAt, attempts: Attempts) -> OutRecord {
+    pub fn dead_letter(
+        &self,
+        failed: &FailedRecord,
+        err: &StageError,
+        at: FailedAt,
+        attempts: Attempts,
+    ) -> OutRecord {
         let mut out = failed.record.clone();
         out.topic = self.dlq_topic.clone();
         out.partition = None;
@@ -171,7 +193,12 @@ impl DlqRouter {
         for (name, value) in headers {
             out.set_header(name, value);
         }
-        RecordDeadLettered { stage: &self.stage, topic: &failed.topic, code: err.code }.emit();
+        RecordDeadLettered {
+            stage: &self.stage,
+            topic: &failed.topic,
+            code: err.code,
+        }
+        .emit();
         out
     }
 
@@ -190,7 +217,9 @@ impl DlqRouter {
     }
 
     fn redact(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |t, s| t.replace(s.as_str(), "[redacted]"))
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "[redacted]"))
     }
 }
 
@@ -204,15 +233,25 @@ mod tests {
     use crate::errors::ErrorCode;
 
     fn failed() -> FailedRecord {
-        let mut record = OutRecord::new("jira.issues").key(b"10001".to_vec()).payload(vec![0, 0, 0, 0, 7, 1, 2]);
-        record.headers.push(("traceparent".into(), Some(b"00-abc-def-01".to_vec())));
+        let mut record = OutRecord::new("jira.issues")
+            .key(b"10001".to_vec())
+            .payload(vec![0, 0, 0, 0, 7, 1, 2]);
+        record
+            .headers
+            .push(("traceparent".into(), Some(b"00-abc-def-01".to_vec())));
         record.timestamp = Some(1_700_000_000_000);
-        FailedRecord { topic: "jira.issues".into(), partition: 3, offset: 42, record }
+        FailedRecord {
+            topic: "jira.issues".into(),
+            partition: 3,
+            offset: 42,
+            record,
+        }
     }
 
     #[test]
     fn dead_letter_keeps_the_original_and_adds_every_header() {
-        let router = DlqRouter::new("transformer", "", "i-1").redacting(["hunter2-secret".to_string()]);
+        let router =
+            DlqRouter::new("transformer", "", "i-1").redacting(["hunter2-secret".to_string()]);
         let err = StageError::new(ErrorCode::AvroBodyInvalid, "bad body near hunter2-secret");
         let out = router.dead_letter(&failed(), &err, FailedAt::ValueConverter, Attempts::once());
         assert_eq!(out.topic, "transformer.dlq");
@@ -228,7 +267,11 @@ mod tests {
         assert_eq!(text(H_STAGE), "VALUE_CONVERTER");
         assert_eq!(text(H_CODE), "SFJ-1003");
         assert_eq!(text(H_RETRYABLE), "false");
-        assert!(!text(H_EXCEPTION_MESSAGE).contains("hunter2"), "{}", text(H_EXCEPTION_MESSAGE));
+        assert!(
+            !text(H_EXCEPTION_MESSAGE).contains("hunter2"),
+            "{}",
+            text(H_EXCEPTION_MESSAGE)
+        );
     }
 
     #[test]
@@ -236,10 +279,14 @@ mod tests {
         let router = DlqRouter::new("jira-sink", "", "i-1");
         let err = StageError::new(ErrorCode::RateLimited, "429");
         let mut f = failed();
-        f.record.set_header(H_FIRST_FAILED_AT, "2026-01-01T00:00:00.000Z");
+        f.record
+            .set_header(H_FIRST_FAILED_AT, "2026-01-01T00:00:00.000Z");
         f.record.set_header(H_CODE, "SFJ-1001");
         let out = router.dead_letter(&f, &err, FailedAt::TaskPut, Attempts::once());
-        assert_eq!(out.header_value(H_FIRST_FAILED_AT), Some(&b"2026-01-01T00:00:00.000Z"[..]));
+        assert_eq!(
+            out.header_value(H_FIRST_FAILED_AT),
+            Some(&b"2026-01-01T00:00:00.000Z"[..])
+        );
         assert_eq!(out.headers.iter().filter(|(n, _)| n == H_CODE).count(), 1);
         assert_eq!(out.header_value(H_CODE), Some(&b"SFJ-4001"[..]));
     }

@@ -149,7 +149,12 @@ pub struct StageError {
 
 impl StageError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        StageError { code, message: message.into(), class: "sfjira::StageError", source: None }
+        StageError {
+            code,
+            message: message.into(),
+            class: "sfjira::StageError",
+            source: None,
+        }
     }
 
     /// Wraps a lower-level error, keeping its type name and chain.
@@ -185,7 +190,9 @@ impl StageError {
 
 /// The catalog as a Markdown table (for `sfjira errors --markdown` and docs/errors.md).
 pub fn catalog_markdown() -> String {
-    let mut out = String::from("| code | domain | retryable | what happened | what to do |\n|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| code | domain | retryable | what happened | what to do |\n|---|---|---|---|---|\n",
+    );
     for c in ErrorCode::ALL {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
@@ -209,9 +216,18 @@ mod tests {
         let mut seen = HashSet::new();
         for c in ErrorCode::ALL {
             assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
-            let digits = c.as_str().strip_prefix("SFJ-").expect("codes start with SFJ-");
-            assert!(digits.len() == 4 && digits.chars().all(|d| d.is_ascii_digit()), "{c}");
-            assert!(!c.remediation().is_empty() && !c.remediation().contains('\n'), "{c}");
+            let digits = c
+                .as_str()
+                .strip_prefix("SFJ-")
+                .expect("codes start with SFJ-");
+            assert!(
+                digits.len() == 4 && digits.chars().all(|d| d.is_ascii_digit()),
+                "{c}"
+            );
+            assert!(
+                !c.remediation().is_empty() && !c.remediation().contains('\n'),
+                "{c}"
+            );
         }
     }
 
@@ -225,7 +241,7 @@ mod tests {
 
     #[test]
     fn chain_lists_causes() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+        let io = std::io::Error::other("disk on fire");
         let e = StageError::caused_by(ErrorCode::KafkaProduceFailed, "send failed", io);
         assert_eq!(e.class, "std::io::error::Error");
         assert_eq!(e.chain(), "SFJ-2001: send failed\ncaused by: disk on fire");

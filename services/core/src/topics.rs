@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+use anyhow::{Context, bail};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use serde::Deserialize;
@@ -88,7 +90,8 @@ struct TopicEntry {
 
 /// Reads and validates a topics file; names get `prefix` in front.
 pub fn load(path: &Path, prefix: &str) -> anyhow::Result<Vec<TopicSpec>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse(&text, prefix).with_context(|| format!("in {}", path.display()))
 }
 
@@ -110,17 +113,30 @@ pub fn parse(text: &str, prefix: &str) -> anyhow::Result<Vec<TopicSpec>> {
             bail!("topic {} is declared twice", spec.name);
         }
         if spec.partitions < 1 {
-            bail!("topic {}: partitions must be at least 1, got {}", spec.name, spec.partitions);
+            bail!(
+                "topic {}: partitions must be at least 1, got {}",
+                spec.name,
+                spec.partitions
+            );
         }
         if spec.replication_factor == 0 || spec.replication_factor < -1 {
-            bail!("topic {}: replication_factor must be -1 (broker default) or at least 1", spec.name);
+            bail!(
+                "topic {}: replication_factor must be -1 (broker default) or at least 1",
+                spec.name
+            );
         }
         if spec.retention_ms < -1 {
-            bail!("topic {}: retention_ms must be -1 (forever) or a number of milliseconds", spec.name);
+            bail!(
+                "topic {}: retention_ms must be -1 (forever) or a number of milliseconds",
+                spec.name
+            );
         }
         for key in ["cleanup.policy", "retention.ms"] {
             if spec.configs.contains_key(key) {
-                bail!("topic {}: set {key} with its own field, not under configs", spec.name);
+                bail!(
+                    "topic {}: set {key} with its own field, not under configs",
+                    spec.name
+                );
             }
         }
         specs.push(spec);
@@ -131,12 +147,22 @@ pub fn parse(text: &str, prefix: &str) -> anyhow::Result<Vec<TopicSpec>> {
 /// What [`apply`] did, or found, for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicAction {
-    Created { name: String },
-    Unchanged { name: String },
+    Created {
+        name: String,
+    },
+    Unchanged {
+        name: String,
+    },
     /// Configs set to the declared values: (key, was, now).
-    ConfigUpdated { name: String, changes: Vec<(String, Option<String>, String)> },
+    ConfigUpdated {
+        name: String,
+        changes: Vec<(String, Option<String>, String)>,
+    },
     /// A difference `apply` does not fix.
-    Drift { name: String, problem: String },
+    Drift {
+        name: String,
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for TopicAction {
@@ -158,9 +184,16 @@ impl std::fmt::Display for TopicAction {
 
 /// Makes the cluster match `specs` (see the module comment). With `dry_run`, only reports what
 /// it would do.
-pub async fn apply(base: &ClientConfig, specs: &[TopicSpec], dry_run: bool) -> anyhow::Result<Vec<TopicAction>> {
-    let admin: AdminClient<DefaultClientContext> = base.create().context("creating the Kafka admin client")?;
-    let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT)).operation_timeout(Some(ADMIN_TIMEOUT));
+pub async fn apply(
+    base: &ClientConfig,
+    specs: &[TopicSpec],
+    dry_run: bool,
+) -> anyhow::Result<Vec<TopicAction>> {
+    let admin: AdminClient<DefaultClientContext> =
+        base.create().context("creating the Kafka admin client")?;
+    let opts = AdminOptions::new()
+        .request_timeout(Some(ADMIN_TIMEOUT))
+        .operation_timeout(Some(ADMIN_TIMEOUT));
     let existing = partition_counts(&admin)?;
 
     let mut actions = Vec::with_capacity(specs.len());
@@ -172,13 +205,18 @@ pub async fn apply(base: &ClientConfig, specs: &[TopicSpec], dry_run: bool) -> a
         }
     }
     if !to_create.is_empty() {
-        let configs: Vec<BTreeMap<String, String>> = to_create.iter().map(|s| s.desired_configs()).collect();
+        let configs: Vec<BTreeMap<String, String>> =
+            to_create.iter().map(|s| s.desired_configs()).collect();
         let new_topics: Vec<NewTopic<'_>> = to_create
             .iter()
             .zip(&configs)
             .map(|(s, cfg)| {
                 cfg.iter().fold(
-                    NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor)),
+                    NewTopic::new(
+                        &s.name,
+                        s.partitions,
+                        TopicReplication::Fixed(s.replication_factor),
+                    ),
                     |t, (k, v)| t.set(k, v),
                 )
             })
@@ -194,7 +232,9 @@ pub async fn apply(base: &ClientConfig, specs: &[TopicSpec], dry_run: bool) -> a
                 }
             }
         }
-        actions.extend(to_create.iter().map(|s| TopicAction::Created { name: s.name.clone() }));
+        actions.extend(to_create.iter().map(|s| TopicAction::Created {
+            name: s.name.clone(),
+        }));
     }
     Ok(actions)
 }
@@ -219,36 +259,61 @@ async fn reconcile(
         } else {
             "Kafka cannot remove partitions: change infra/topics.yaml, or recreate the topic"
         };
-        let config_note = if changes.is_empty() { String::new() } else { format!(" (configs also differ: {})", keys(&changes)) };
+        let config_note = if changes.is_empty() {
+            String::new()
+        } else {
+            format!(" (configs also differ: {})", keys(&changes))
+        };
         return Ok(TopicAction::Drift {
             name: spec.name.clone(),
-            problem: format!("{partitions} partitions, declared {}; {hint}{config_note}", spec.partitions),
+            problem: format!(
+                "{partitions} partitions, declared {}; {hint}{config_note}",
+                spec.partitions
+            ),
         });
     }
     if changes.is_empty() {
-        return Ok(TopicAction::Unchanged { name: spec.name.clone() });
+        return Ok(TopicAction::Unchanged {
+            name: spec.name.clone(),
+        });
     }
     if !dry_run {
         // AlterConfigs (non-incremental) resets unspecified dynamic configs, so send every
         // declared one: sfjira owns these topics' configs.
-        let alter = desired.iter().fold(AlterConfig::new(ResourceSpecifier::Topic(&spec.name)), |a, (k, v)| a.set(k, v));
+        let alter = desired.iter().fold(
+            AlterConfig::new(ResourceSpecifier::Topic(&spec.name)),
+            |a, (k, v)| a.set(k, v),
+        );
         for r in admin.alter_configs([&alter], opts).await? {
             r.map_err(|(_, e)| anyhow::anyhow!("altering configs of {}: {e}", spec.name))?;
         }
     }
-    Ok(TopicAction::ConfigUpdated { name: spec.name.clone(), changes })
+    Ok(TopicAction::ConfigUpdated {
+        name: spec.name.clone(),
+        changes,
+    })
 }
 
 fn keys(changes: &[(String, Option<String>, String)]) -> String {
-    changes.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+    changes
+        .iter()
+        .map(|(k, _, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn partition_counts(admin: &AdminClient<DefaultClientContext>) -> anyhow::Result<BTreeMap<String, i32>> {
+fn partition_counts(
+    admin: &AdminClient<DefaultClientContext>,
+) -> anyhow::Result<BTreeMap<String, i32>> {
     let md = admin
         .inner()
         .fetch_metadata(None, ADMIN_TIMEOUT)
         .context("reading cluster metadata (is Kafka reachable at kafka.bootstrap_servers?)")?;
-    Ok(md.topics().iter().map(|t| (t.name().to_string(), t.partitions().len() as i32)).collect())
+    Ok(md
+        .topics()
+        .iter()
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect())
 }
 
 async fn describe(
@@ -256,7 +321,9 @@ async fn describe(
     opts: &AdminOptions,
     topic: &str,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let results = admin.describe_configs([&ResourceSpecifier::Topic(topic)], opts).await?;
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], opts)
+        .await?;
     let resource = results
         .into_iter()
         .next()
@@ -279,13 +346,25 @@ mod tests {
         let specs = load(&path, "").unwrap();
         let by_name: BTreeMap<_, _> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
         for name in [
-            "salesforce.cdc.Opportunity", "jira.issues", "jira.comments", "jira.worklogs", "jira.commands",
-            "salesforce.commands", "transformer.dlq", "jira-sink.dlq", "salesforce-sink.dlq", "sfjira.audit",
+            "salesforce.cdc.Opportunity",
+            "jira.issues",
+            "jira.comments",
+            "jira.worklogs",
+            "jira.commands",
+            "salesforce.commands",
+            "transformer.dlq",
+            "jira-sink.dlq",
+            "salesforce-sink.dlq",
+            "sfjira.audit",
         ] {
             assert!(by_name.contains_key(name), "{name} missing");
         }
         for compacted in ["sfjira.links", "sfjira.checkpoints"] {
-            assert_eq!(by_name[compacted].cleanup_policy, CleanupPolicy::Compact, "{compacted}");
+            assert_eq!(
+                by_name[compacted].cleanup_policy,
+                CleanupPolicy::Compact,
+                "{compacted}"
+            );
         }
         assert_eq!(by_name["jira.issues"].cleanup_policy, CleanupPolicy::Delete);
     }
@@ -294,11 +373,26 @@ mod tests {
     fn invalid_files_say_what_is_wrong() {
         let base = "defaults: {partitions: 1, replication_factor: -1, cleanup_policy: delete, retention_ms: 1}\n";
         let dup = format!("{base}topics: [{{name: a}}, {{name: a}}]");
-        assert!(parse(&dup, "").unwrap_err().to_string().contains("declared twice"));
+        assert!(
+            parse(&dup, "")
+                .unwrap_err()
+                .to_string()
+                .contains("declared twice")
+        );
         let zero = format!("{base}topics: [{{name: a, partitions: 0}}]");
-        assert!(parse(&zero, "").unwrap_err().to_string().contains("partitions must be at least 1"));
+        assert!(
+            parse(&zero, "")
+                .unwrap_err()
+                .to_string()
+                .contains("partitions must be at least 1")
+        );
         let unknown = format!("{base}topics: [{{name: a, partitons: 2}}]");
-        assert!(parse(&unknown, "").unwrap_err().to_string().contains("partitons"));
+        assert!(
+            parse(&unknown, "")
+                .unwrap_err()
+                .to_string()
+                .contains("partitons")
+        );
         let prefixed = parse(&format!("{base}topics: [{{name: a}}]"), "acme.").unwrap();
         assert_eq!(prefixed[0].name, "acme.a");
     }

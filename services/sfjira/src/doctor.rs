@@ -6,15 +6,15 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
-use apache_avro::types::Value;
+use anyhow::{Context, bail};
 use apache_avro::Schema;
+use apache_avro::types::Value;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::message::Message;
 use sfjira_core::avro::AvroCodec;
 use sfjira_core::config::SfjiraConfig;
-use sfjira_core::kafka::{client_config, topic_name, IdempotentProducer, KafkaConsumer, OutRecord};
+use sfjira_core::kafka::{IdempotentProducer, KafkaConsumer, OutRecord, client_config, topic_name};
 
 const PROBE_SCHEMA: &str = include_str!("../../../schemas/sfjira/Probe.avsc");
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,13 +25,29 @@ pub async fn run(cfg: &SfjiraConfig) -> anyhow::Result<ExitCode> {
     let md = admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))
-        .with_context(|| format!("Kafka at {} does not answer metadata requests", cfg.kafka.bootstrap_servers))?;
-    println!("kafka     {} answers: {} broker(s), {} topic(s)", cfg.kafka.bootstrap_servers, md.brokers().len(), md.topics().len());
+        .with_context(|| {
+            format!(
+                "Kafka at {} does not answer metadata requests",
+                cfg.kafka.bootstrap_servers
+            )
+        })?;
+    println!(
+        "kafka     {} answers: {} broker(s), {} topic(s)",
+        cfg.kafka.bootstrap_servers,
+        md.brokers().len(),
+        md.topics().len()
+    );
 
     let probe_id = uuid_like();
     let topic = topic_name(&cfg.kafka, &format!("sfjira.doctor.{probe_id}"));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in admin.create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(-1))], &opts).await? {
+    for r in admin
+        .create_topics(
+            [&NewTopic::new(&topic, 1, TopicReplication::Fixed(-1))],
+            &opts,
+        )
+        .await?
+    {
         r.map_err(|(t, e)| anyhow::anyhow!("creating scratch topic {t}: {e}"))?;
     }
     println!("topic     created scratch topic {topic}");
@@ -47,12 +63,20 @@ pub async fn run(cfg: &SfjiraConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn round_trip(cfg: &SfjiraConfig, base: &rdkafka::ClientConfig, topic: &str, probe_id: &str) -> anyhow::Result<()> {
+async fn round_trip(
+    cfg: &SfjiraConfig,
+    base: &rdkafka::ClientConfig,
+    topic: &str,
+    probe_id: &str,
+) -> anyhow::Result<()> {
     let codec = AvroCodec::new(&cfg.registry)?;
     let schema = Schema::parse_str(PROBE_SCHEMA).context("schemas/sfjira/Probe.avsc")?;
     let writer = codec.register(topic, &schema).await?;
     let level = codec.compatibility(&writer.subject).await?;
-    println!("registry  {} registered {} as schema id {} (compatibility {level})", cfg.registry.url, writer.subject, writer.id);
+    println!(
+        "registry  {} registered {} as schema id {} (compatibility {level})",
+        cfg.registry.url, writer.subject, writer.id
+    );
 
     let sent_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     let instance_id = cfg.service.instance_id.clone();
@@ -63,7 +87,9 @@ async fn round_trip(cfg: &SfjiraConfig, base: &rdkafka::ClientConfig, topic: &st
     ]);
     let bytes = codec.encode(&writer, value.clone())?;
     let producer = IdempotentProducer::new(base)?;
-    let (partition, offset) = producer.send(&OutRecord::new(topic).key(probe_id).payload(bytes.clone())).await?;
+    let (partition, offset) = producer
+        .send(&OutRecord::new(topic).key(probe_id).payload(bytes.clone()))
+        .await?;
     println!(
         "produce   {} bytes (magic {:#04x}, schema id {}, {} Avro bytes) -> {topic} partition {partition} offset {offset}",
         bytes.len(),
@@ -77,9 +103,17 @@ async fn round_trip(cfg: &SfjiraConfig, base: &rdkafka::ClientConfig, topic: &st
         .await
         .with_context(|| format!("nothing read back from {topic} within {READ_TIMEOUT:?}"))??;
     let decoded = codec.decode(msg.payload().unwrap_or_default()).await?;
-    println!("consume   read_committed partition {} offset {}; decoded {:?}", msg.partition(), msg.offset(), decoded.value);
+    println!(
+        "consume   read_committed partition {} offset {}; decoded {:?}",
+        msg.partition(),
+        msg.offset(),
+        decoded.value
+    );
     if decoded.value != value {
-        bail!("the record read back differs from the one written: {:?}", decoded.value);
+        bail!(
+            "the record read back differs from the one written: {:?}",
+            decoded.value
+        );
     }
     println!("roundtrip the record read back equals the record written");
     Ok(())

@@ -10,10 +10,20 @@ use clap::{Parser, Subcommand};
 use sfjira_core::config::{self, SfjiraConfig};
 
 #[derive(Parser)]
-#[command(name = "sfjira", version, about = "Operate sfjira: topics, diagnostics, the error catalog.")]
+#[command(
+    name = "sfjira",
+    version,
+    about = "Operate sfjira: topics, diagnostics, the error catalog."
+)]
 struct Cli {
     /// The deployment configuration (YAML). Every key can be overridden by SFJIRA_<SECTION>__<KEY>.
-    #[arg(long, short, global = true, env = "SFJIRA_CONFIG", default_value = "config/sfjira.yaml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SFJIRA_CONFIG",
+        default_value = "config/sfjira.yaml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -56,9 +66,11 @@ fn main() -> ExitCode {
             print_errors(markdown);
             ExitCode::SUCCESS
         }
-        Command::Topics { command: TopicsCommand::Apply { file, dry_run } } => {
-            run(&cli.config, |cfg| async move { topics::apply(&cfg, &file, dry_run).await })
-        }
+        Command::Topics {
+            command: TopicsCommand::Apply { file, dry_run },
+        } => run(&cli.config, |cfg| async move {
+            topics::apply(&cfg, &file, dry_run).await
+        }),
         Command::Doctor => run(&cli.config, |cfg| async move { doctor::run(&cfg).await }),
     }
 }
@@ -88,7 +100,7 @@ where
 }
 
 fn print_errors(markdown: bool) {
-    use sfjira_core::errors::{catalog_markdown, ErrorCode};
+    use sfjira_core::errors::{ErrorCode, catalog_markdown};
     if markdown {
         println!("# Error catalog\n");
         println!("Every error that can send a record to a dead-letter topic, as written in the");
@@ -102,7 +114,11 @@ fn print_errors(markdown: bool) {
             "{}  {:<8} {:<12} {}\n          fix: {}",
             c.as_str(),
             c.domain().as_str(),
-            if c.retryable() { "retried" } else { "not retried" },
+            if c.retryable() {
+                "retried"
+            } else {
+                "not retried"
+            },
             c.summary(),
             c.remediation()
         );

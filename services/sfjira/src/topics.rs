@@ -21,6 +21,14 @@ pub async fn apply(cfg: &SfjiraConfig, file: &Path, dry_run: bool) -> anyhow::Re
         }
         println!("{}{action}", if dry_run { "(dry run) " } else { "" });
     }
-    println!("{} topics declared in {}; {drift} with drift", specs.len(), file.display());
-    Ok(if drift > 0 { ExitCode::from(DRIFT_EXIT) } else { ExitCode::SUCCESS })
+    println!(
+        "{} topics declared in {}; {drift} with drift",
+        specs.len(),
+        file.display()
+    );
+    Ok(if drift > 0 {
+        ExitCode::from(DRIFT_EXIT)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -37,10 +37,17 @@ impl KafkaConsumer {
         if cfg.get("auto.offset.reset").is_none() {
             cfg.set("auto.offset.reset", "earliest");
         }
-        let from_earliest = matches!(cfg.get("auto.offset.reset"), Some("earliest" | "smallest" | "beginning"));
+        let from_earliest = matches!(
+            cfg.get("auto.offset.reset"),
+            Some("earliest" | "smallest" | "beginning")
+        );
         let inner: StreamConsumer = cfg.create()?;
         inner.subscribe(topics)?;
-        Ok(KafkaConsumer { inner, group_id: group_id.to_string(), from_earliest })
+        Ok(KafkaConsumer {
+            inner,
+            group_id: group_id.to_string(),
+            from_earliest,
+        })
     }
 
     pub fn group_id(&self) -> &str {
@@ -115,7 +122,10 @@ impl OffsetTracker {
 
     /// Marks the record at `offset` of `topic`/`partition` as processed.
     pub fn mark(&mut self, topic: &str, partition: i32, offset: i64) {
-        let next = self.next.entry((topic.to_string(), partition)).or_insert(offset + 1);
+        let next = self
+            .next
+            .entry((topic.to_string(), partition))
+            .or_insert(offset + 1);
         *next = (*next).max(offset + 1);
     }
 
@@ -149,8 +159,14 @@ mod tests {
         t.mark("a", 0, 3); // out of order: must not move backwards
         t.mark("a", 1, 0);
         let list = t.to_list();
-        assert_eq!(list.find_partition("a", 0).unwrap().offset(), Offset::Offset(6));
-        assert_eq!(list.find_partition("a", 1).unwrap().offset(), Offset::Offset(1));
+        assert_eq!(
+            list.find_partition("a", 0).unwrap().offset(),
+            Offset::Offset(6)
+        );
+        assert_eq!(
+            list.find_partition("a", 1).unwrap().offset(),
+            Offset::Offset(1)
+        );
         t.clear();
         assert!(t.is_empty());
     }

@@ -32,9 +32,15 @@ impl IdempotentProducer {
         let mut cfg = base.clone();
         cfg.set("enable.idempotence", "true");
         if cfg.get("message.timeout.ms").is_none() {
-            cfg.set("message.timeout.ms", DEFAULT_DELIVERY_TIMEOUT.as_millis().to_string());
+            cfg.set(
+                "message.timeout.ms",
+                DEFAULT_DELIVERY_TIMEOUT.as_millis().to_string(),
+            );
         }
-        Ok(IdempotentProducer { inner: cfg.create()?, delivery_timeout: DEFAULT_DELIVERY_TIMEOUT })
+        Ok(IdempotentProducer {
+            inner: cfg.create()?,
+            delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
+        })
     }
 
     /// Sends one record and waits until the broker has it. Returns its (partition, offset).
@@ -45,7 +51,10 @@ impl IdempotentProducer {
             let headers = propagation::inject_current_context(record.owned_headers());
             let delivery = self
                 .inner
-                .send(record.as_future_record(headers), Timeout::After(self.delivery_timeout))
+                .send(
+                    record.as_future_record(headers),
+                    Timeout::After(self.delivery_timeout),
+                )
                 .await;
             match delivery {
                 Ok(d) => Ok((d.partition, d.offset)),

@@ -23,7 +23,10 @@ pub struct OutRecord {
 
 impl OutRecord {
     pub fn new(topic: impl Into<String>) -> Self {
-        OutRecord { topic: topic.into(), ..Default::default() }
+        OutRecord {
+            topic: topic.into(),
+            ..Default::default()
+        }
     }
 
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
@@ -50,7 +53,11 @@ impl OutRecord {
 
     /// The last value of header `name`, if any.
     pub fn header_value(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     /// A copy of a consumed message (key, value, headers, timestamp), addressed to `topic`.
@@ -62,20 +69,33 @@ impl OutRecord {
             payload: msg.payload().map(<[u8]>::to_vec),
             headers: msg
                 .headers()
-                .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             timestamp: msg.timestamp().to_millis(),
         }
     }
 
     pub(crate) fn owned_headers(&self) -> OwnedHeaders {
-        self.headers.iter().fold(OwnedHeaders::new_with_capacity(self.headers.len()), |hs, (k, v)| {
-            hs.insert(Header { key: k, value: v.as_deref() })
-        })
+        self.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(self.headers.len()),
+            |hs, (k, v)| {
+                hs.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+            },
+        )
     }
 
     /// Borrows this record as an rdkafka record, with `headers` built by [`Self::owned_headers`].
-    pub(crate) fn as_future_record<'a>(&'a self, headers: OwnedHeaders) -> FutureRecord<'a, [u8], [u8]> {
+    pub(crate) fn as_future_record<'a>(
+        &'a self,
+        headers: OwnedHeaders,
+    ) -> FutureRecord<'a, [u8], [u8]> {
         let mut rec = FutureRecord::to(&self.topic).headers(headers);
         if let Some(p) = self.partition {
             rec = rec.partition(p);

@@ -19,11 +19,11 @@
 
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
-use rdkafka::TopicPartitionList;
 
 use super::OutRecord;
 use crate::telemetry::{messaging, propagation};
@@ -55,7 +55,11 @@ impl TransactionalProducer {
     /// Creates the producer for `transactional_id` and initialises transactions, which fences
     /// any older producer with the same id. The id must be stable per stage instance (e.g.
     /// `<stage>-<service.instance_id>`), so a restarted instance fences its own zombie.
-    pub async fn new(base: &ClientConfig, transactional_id: &str, op_timeout: Duration) -> Result<Self, TxnError> {
+    pub async fn new(
+        base: &ClientConfig,
+        transactional_id: &str,
+        op_timeout: Duration,
+    ) -> Result<Self, TxnError> {
         let mut config = base.clone();
         config.set("transactional.id", transactional_id);
         let producer = create_and_init(&config, op_timeout).await?;
@@ -79,7 +83,9 @@ impl TransactionalProducer {
     }
 
     pub fn begin(&mut self) -> Result<(), TxnError> {
-        self.producer.begin_transaction().map_err(fatal_or_aborted)?;
+        self.producer
+            .begin_transaction()
+            .map_err(fatal_or_aborted)?;
         self.open = true;
         Ok(())
     }
@@ -104,14 +110,20 @@ impl TransactionalProducer {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((err, _)) => {
-                    return Err(self.abort_after(format!("producing to {}: {err}", record.topic)).await);
+                    return Err(self
+                        .abort_after(format!("producing to {}: {err}", record.topic))
+                        .await);
                 }
             }
         }
     }
 
     /// Adds the consumer's offsets to the transaction (each the *next* offset to read).
-    pub async fn send_offsets(&mut self, offsets: &TopicPartitionList, group: ConsumerGroupMetadata) -> Result<(), TxnError> {
+    pub async fn send_offsets(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: ConsumerGroupMetadata,
+    ) -> Result<(), TxnError> {
         let producer = self.producer.clone();
         let offsets = offsets.clone();
         let timeout = self.op_timeout;
@@ -129,7 +141,8 @@ impl TransactionalProducer {
     pub async fn commit(&mut self) -> Result<(), TxnError> {
         let producer = self.producer.clone();
         let timeout = self.op_timeout;
-        let result = blocking(move || retry_retriable(|| producer.commit_transaction(timeout))).await;
+        let result =
+            blocking(move || retry_retriable(|| producer.commit_transaction(timeout))).await;
         match result {
             Ok(()) => {
                 self.open = false;
@@ -154,7 +167,8 @@ impl TransactionalProducer {
         }
         let producer = self.producer.clone();
         let timeout = self.op_timeout;
-        let result = blocking(move || retry_retriable(|| producer.abort_transaction(timeout))).await;
+        let result =
+            blocking(move || retry_retriable(|| producer.abort_transaction(timeout))).await;
         self.open = false;
         result.map_err(TxnError::Fatal)
     }
@@ -186,10 +200,15 @@ impl TransactionalProducer {
     }
 }
 
-async fn create_and_init(config: &ClientConfig, timeout: Duration) -> Result<FutureProducer, TxnError> {
+async fn create_and_init(
+    config: &ClientConfig,
+    timeout: Duration,
+) -> Result<FutureProducer, TxnError> {
     let producer: FutureProducer = config.create().map_err(TxnError::Fatal)?;
     let p = producer.clone();
-    blocking(move || retry_retriable(|| p.init_transactions(timeout))).await.map_err(TxnError::Fatal)?;
+    blocking(move || retry_retriable(|| p.init_transactions(timeout)))
+        .await
+        .map_err(TxnError::Fatal)?;
     Ok(producer)
 }
 
@@ -208,12 +227,16 @@ fn retry_retriable(mut op: impl FnMut() -> Result<(), KafkaError>) -> Result<(),
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking Kafka call panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking Kafka call panicked")
 }
 
 fn fatal_or_aborted(err: KafkaError) -> TxnError {
     match &err {
-        KafkaError::Transaction(e) if !e.is_fatal() => TxnError::Aborted { reason: err.to_string() },
+        KafkaError::Transaction(e) if !e.is_fatal() => TxnError::Aborted {
+            reason: err.to_string(),
+        },
         _ => TxnError::Fatal(err),
     }
 }

@@ -1,5 +1,6 @@
 //! `sfjira`: the operator CLI. `main` parses arguments and hands each command to its module.
 
+mod dlq;
 mod doctor;
 mod topics;
 
@@ -13,7 +14,7 @@ use sfjira_core::config::{self, SfjiraConfig};
 #[command(
     name = "sfjira",
     version,
-    about = "Operate sfjira: topics, diagnostics, the error catalog."
+    about = "Operate sfjira: topics, dead letters, diagnostics, the error catalog."
 )]
 struct Cli {
     /// The deployment configuration (YAML). Every key can be overridden by SFJIRA_<SECTION>__<KEY>.
@@ -25,8 +26,18 @@ struct Cli {
         default_value = "config/sfjira.yaml"
     )]
     config: PathBuf,
+    /// How results are printed.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Output format of commands that print records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -35,6 +46,11 @@ enum Command {
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
+    },
+    /// Dead-letter topics: list, show and replay what failed.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
     },
     /// Checks Kafka and the registry, and proves an Avro record round trip through both.
     Doctor,
@@ -72,6 +88,12 @@ fn main() -> ExitCode {
             topics::apply(&cfg, &file, dry_run).await
         }),
         Command::Doctor => run(&cli.config, |cfg| async move { doctor::run(&cfg).await }),
+        Command::Dlq { command } => {
+            let output = cli.output;
+            run(&cli.config, |cfg| async move {
+                dlq::run(&cfg, command, output).await
+            })
+        }
     }
 }
 

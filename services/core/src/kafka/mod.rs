@@ -9,6 +9,8 @@
 //! - [`producer`]: the idempotent producer (at-least-once into Kafka without duplicates from
 //!   producer retries).
 //! - [`transaction`]: the transactional producer (consume-transform-produce exactly once).
+//! - [`reader`]: reads a topic from given offsets to its current end, outside any group
+//!   (checkpoints, DLQ backlogs).
 //! - [`consumer`]: the `read_committed` consumer with manual commits and an
 //!   [`consumer::OffsetTracker`] so shutdown commits exactly what was processed.
 //!
@@ -17,11 +19,13 @@
 
 pub mod consumer;
 pub mod producer;
+pub mod reader;
 pub mod record;
 pub mod transaction;
 
 pub use consumer::{KafkaConsumer, OffsetTracker};
 pub use producer::IdempotentProducer;
+pub use reader::read_to_end;
 pub use record::OutRecord;
 pub use transaction::{TransactionalProducer, TxnError};
 

@@ -1,0 +1,81 @@
+//! Reading a topic from given offsets up to its current end, without joining a consumer group.
+//!
+//! Operators' tools and start-up code need "everything there is now" rather than a stream: the
+//! latest checkpoint in a compacted topic, the backlog of a DLQ. The reader assigns partitions
+//! directly (no group, nothing committed), reads `read_committed`, and stops at each
+//! partition's end as librdkafka reports it (`PartitionEOF`, which under `read_committed` is the
+//! last stable offset, so an open transaction is not waited for).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long to wait for any single fetch before giving up on the topic.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads `topic` from `start` (partition → first offset to read; partitions not named start at
+/// the beginning) to its current end. Blocking: call it from `spawn_blocking` in async code.
+pub fn read_to_end(
+    base: &ClientConfig,
+    topic: &str,
+    start: &BTreeMap<i32, i64>,
+) -> Result<Vec<OwnedMessage>, KafkaError> {
+    let mut cfg = base.clone();
+    // librdkafka wants a group id even for assign-only consumers; nothing is ever committed.
+    cfg.set("group.id", "sfjira-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer = cfg.create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), FETCH_TIMEOUT)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
+
+    let mut assignment = TopicPartitionList::new();
+    let mut pending: BTreeSet<i32> = BTreeSet::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, FETCH_TIMEOUT)?;
+        let from = start.get(&p).copied().unwrap_or(low).max(low);
+        if from < high {
+            assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
+            pending.insert(p);
+        }
+    }
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assignment)?;
+
+    let mut out = Vec::new();
+    while !pending.is_empty() {
+        match consumer.poll(FETCH_TIMEOUT) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|m| (m.partition(), m.offset()));
+    Ok(out)
+}

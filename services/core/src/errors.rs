@@ -102,6 +102,10 @@ catalog! {
         "the configuration is invalid",
         fix: "the start-up message names the key and the expected value; fix the YAML or the SFJIRA_ variable";
 
+    MappingInvalid = "SFJ-3002", User, retryable: false,
+        "the mapping file is invalid",
+        fix: "the start-up message lists each problem with file:line and a fix; `sfjira mapping check` shows the same";
+
     // 4xxx: talking to Salesforce or Jira over HTTP.
     RateLimited = "SFJ-4001", External, retryable: true,
         "the target API answered 429 (rate limited)",
@@ -115,6 +119,23 @@ catalog! {
     RequestRejected = "SFJ-4004", User, retryable: false,
         "the target API rejected the request as invalid (4xx)",
         fix: "read sfjira.error message for the API's own error text; fix the mapping or the data, then replay";
+
+    // 5xxx: mapping a record (the transformer).
+    MappingExpressionFailed = "SFJ-5001", User, retryable: false,
+        "a CEL expression of the mapping failed on this record",
+        fix: "the message names the flow, field and expression; fix the expression (or guard it), then replay";
+    ValueNotInTable = "SFJ-5002", User, retryable: false,
+        "the source value has no entry in the field's value table",
+        fix: "add the value (or a `default`) to the table named in the message, then replay";
+    RequiredFieldEmpty = "SFJ-5003", User, retryable: false,
+        "a field the mapping marks required came out empty",
+        fix: "fill the field at the source, or relax `required` in the mapping, then replay";
+    ValueNotConvertible = "SFJ-5004", User, retryable: false,
+        "a value cannot be converted to the target field's type",
+        fix: "fix the value at the source or the field's `type` in the mapping, then replay";
+    SourceFieldMissing = "SFJ-5005", User, retryable: false,
+        "the record lacks a field the mapping reads",
+        fix: "the source schema has no such field: correct the field name in the mapping, then replay";
 }
 
 impl fmt::Display for ErrorCode {

@@ -2,6 +2,7 @@
 
 mod dlq;
 mod doctor;
+mod mapping;
 mod topics;
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use sfjira_core::config::{self, SfjiraConfig};
 #[command(
     name = "sfjira",
     version,
-    about = "Operate sfjira: topics, dead letters, diagnostics, the error catalog."
+    about = "Operate sfjira: topics, dead letters, mappings, diagnostics, the error catalog."
 )]
 struct Cli {
     /// The deployment configuration (YAML). Every key can be overridden by SFJIRA_<SECTION>__<KEY>.
@@ -52,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Mappings: validate one, or preview the commands it makes from a record.
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
     /// Checks Kafka and the registry, and proves an Avro record round trip through both.
     Doctor,
     /// Prints the error catalog: every code, whether it is retried, and what to do about it.
@@ -59,6 +65,23 @@ enum Command {
         /// As a Markdown table (docs/errors.md is generated this way).
         #[arg(long)]
         markdown: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MappingCommand {
+    /// Validates a mapping file; every problem is listed with file:line and a fix (exit 2).
+    Check {
+        #[arg(long, env = "SFJIRA_MAPPING", default_value = "config/mapping.yaml")]
+        mapping: PathBuf,
+    },
+    /// Runs the mapping on one source record (JSON file, or - for stdin) and prints the
+    /// commands it would produce, or the error and code it would dead-letter with (exit 2).
+    Preview {
+        #[arg(long, env = "SFJIRA_MAPPING", default_value = "config/mapping.yaml")]
+        mapping: PathBuf,
+        /// The source record (see docs/mapping.md, "Previewing").
+        record: PathBuf,
     },
 }
 
@@ -88,6 +111,22 @@ fn main() -> ExitCode {
             topics::apply(&cfg, &file, dry_run).await
         }),
         Command::Doctor => run(&cli.config, |cfg| async move { doctor::run(&cfg).await }),
+        Command::Mapping {
+            command: MappingCommand::Check { mapping: path },
+        } => mapping::check(&path),
+        Command::Mapping {
+            command:
+                MappingCommand::Preview {
+                    mapping: path,
+                    record,
+                },
+        } => match mapping::preview(&path, &record, cli.output) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("sfjira: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Dlq { command } => {
             let output = cli.output;
             run(&cli.config, |cfg| async move {

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`command`]: the commands the transformer sends the sinks, and their Avro form.
 //! - [`config`]: the deployment YAML plus `SFJIRA_…` environment overrides, validated at start;
 //!   secrets come from the environment or files and are redacted everywhere.
 //! - [`errors`]: the error catalog (stable codes, retryable or not, remediation) and
@@ -21,6 +22,7 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics` on one port, the same for every service.
 
 pub mod avro;
+pub mod command;
 pub mod config;
 pub mod dlq;
 pub mod errors;

@@ -1,16 +1,103 @@
-//! `sfjira-transformer`: will consume the source topics, apply the mapping, and produce commands
-//! in Kafka transactions.
-//!
-//! The mapping language and engine exist (this crate's library; try them with
-//! `sfjira mapping check|preview`); the Kafka runtime does not yet (issue #7). Until it does, the
-//! binary says so and exits non-zero, so no deployment mistakes it for a running stage.
+//! `sfjira-transformer`: consumes the source topics, applies the mapping, produces commands.
+//! `main` wires config → telemetry → mapping → health endpoint → [`Transformer`] and waits for
+//! SIGINT/SIGTERM; the batch in hand is committed before it exits.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "sfjira-transformer is not implemented yet: the mapping engine is ready (try `sfjira mapping preview`), \
-         the Kafka runtime is not (issue #7). Nothing was started."
-    );
-    ExitCode::from(2)
+use clap::Parser;
+use sfjira_core::config;
+use sfjira_core::health::{
+    HealthServer, KafkaReachable, ReadinessCheck, RegistryReachable, install_metrics_recorder,
+};
+use sfjira_core::kafka::client_config;
+use sfjira_transformer::mapping::Mapping;
+use sfjira_transformer::runtime::Transformer;
+
+#[derive(Parser)]
+#[command(
+    name = "sfjira-transformer",
+    version,
+    about = "Turns source records into commands, driven by the mapping."
+)]
+struct Args {
+    /// The deployment configuration; its `transformer` section names the mapping.
+    #[arg(
+        long,
+        short,
+        env = "SFJIRA_CONFIG",
+        default_value = "config/sfjira.yaml"
+    )]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match config::load(Some(&args.config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sfjira-transformer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _telemetry = match sfjira_core::telemetry::init(
+        "sfjira-transformer",
+        cfg.telemetry.log_format,
+        &cfg.telemetry.log_level,
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("sfjira-transformer: telemetry: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = cfg.transformer.clone().unwrap_or_default();
+    let mapping = match Mapping::load(&settings.mapping) {
+        Ok(m) => m,
+        Err(errors) => {
+            eprint!("sfjira-transformer: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cfg, mapping).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sfjira-transformer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: config::SfjiraConfig, mapping: Mapping) -> anyhow::Result<()> {
+    let metrics = install_metrics_recorder()?;
+    let checks: Vec<Arc<dyn ReadinessCheck>> = vec![
+        Arc::new(KafkaReachable::new(&client_config(&cfg.kafka))?),
+        Arc::new(RegistryReachable::new(&cfg.registry.url)?),
+    ];
+    let health = HealthServer::bind(cfg.http.listen, checks, metrics).await?;
+    tracing::info!(listen = %health.local_addr(), "health and metrics endpoint up");
+    let (stop_health, health_stopped) = tokio::sync::oneshot::channel::<()>();
+    let health_task = tokio::spawn(health.serve(async {
+        let _ = health_stopped.await;
+    }));
+
+    let transformer = Transformer::new(&cfg, mapping).await?;
+    tracing::info!("transformer running");
+    let summary = transformer.run(shutdown_signal()).await?;
+    tracing::info!(?summary, "stopped");
+    let _ = stop_health.send(());
+    let _ = health_task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

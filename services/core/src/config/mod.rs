@@ -77,7 +77,7 @@ pub use error::ConfigError;
 pub use secret::Secret;
 pub use sections::{
     HttpConfig, KafkaConfig, LogFormat, RegistryConfig, ServiceConfig, SfjiraConfig,
-    TelemetryConfig,
+    TelemetryConfig, TransformerConfig,
 };
 
 /// The environment variable naming the YAML file when [`load`] is given no path.

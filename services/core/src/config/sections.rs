@@ -28,6 +28,9 @@ pub struct SfjiraConfig {
     /// The health and metrics endpoint.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The transformer (only the transformer reads it).
+    #[serde(default)]
+    pub transformer: Option<TransformerConfig>,
 }
 
 impl SfjiraConfig {
@@ -42,6 +45,78 @@ impl SfjiraConfig {
         self.kafka.validate()?;
         self.registry.validate()?;
         self.telemetry.validate()?;
+        if let Some(t) = &self.transformer {
+            t.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// The transformer: which mapping it runs and how it batches its transactions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// The mapping file (see docs/mapping.md).
+    #[serde(default = "default_mapping")]
+    pub mapping: std::path::PathBuf,
+    /// The consumer group of every transformer instance of this deployment.
+    #[serde(default = "default_transformer_group")]
+    pub group_id: String,
+    /// Records per Kafka transaction at most.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long a transaction waits for more records before committing what it has.
+    #[serde(default = "default_batch_wait_ms")]
+    pub batch_wait_ms: u64,
+}
+
+fn default_mapping() -> std::path::PathBuf {
+    "config/mapping.yaml".into()
+}
+fn default_transformer_group() -> String {
+    "sfjira-transformer".into()
+}
+fn default_batch_size() -> usize {
+    500
+}
+fn default_batch_wait_ms() -> u64 {
+    100
+}
+
+impl Default for TransformerConfig {
+    fn default() -> Self {
+        TransformerConfig {
+            mapping: default_mapping(),
+            group_id: default_transformer_group(),
+            batch_size: default_batch_size(),
+            batch_wait_ms: default_batch_wait_ms(),
+        }
+    }
+}
+
+impl TransformerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=10_000).contains(&self.batch_size) {
+            return Err(ConfigError::invalid(
+                "transformer.batch_size",
+                format!("{} is out of range", self.batch_size),
+                "use 1 to 10000 records per transaction (default 500)",
+            ));
+        }
+        if self.batch_wait_ms == 0 || self.batch_wait_ms > 60_000 {
+            return Err(ConfigError::invalid(
+                "transformer.batch_wait_ms",
+                format!("{} is out of range", self.batch_wait_ms),
+                "use 1 to 60000 milliseconds (default 100); the transaction timeout is 60 s",
+            ));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "transformer.group_id",
+                "empty",
+                "name the consumer group, e.g. sfjira-transformer",
+            ));
+        }
         Ok(())
     }
 }

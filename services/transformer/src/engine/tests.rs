@@ -158,7 +158,7 @@ fn our_own_writes_coming_back_are_echoes() {
     let mut jira = record(
         "jira.issue",
         EventType::Update,
-        json!({"status": "Done", "salesforce_id": "006A"}),
+        json!({"status": "Done", "Salesforce ID": "006A"}),
     );
     jira.actor = Some("712020:sfjira-integration".into());
     assert!(matches!(m.apply(&jira), RecordOutcome::Echo));
@@ -176,7 +176,7 @@ fn jira_status_goes_back_through_a_value_table_in_batches() {
     let mut r = record(
         "jira.issue",
         EventType::Update,
-        json!({"status": "In Review", "salesforce_id": "0065g00000XyZabAAB"}),
+        json!({"status": "In Review", "Salesforce ID": "0065g00000XyZabAAB"}),
     );
     r.key = Some("PROJ-7".into());
     r.changed = vec!["status".into()];

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub use sfjira_core::command::{Owner, System};
+
 #[derive(Debug)]
 pub struct Mapping {
     pub file: String,
@@ -18,22 +20,6 @@ pub struct EchoRules {
     pub salesforce_client_id: Option<String>,
     pub jira_integration_account: Option<String>,
     pub jira_history_marker: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum System {
-    Salesforce,
-    Jira,
-}
-
-impl fmt::Display for System {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            System::Salesforce => "salesforce",
-            System::Jira => "jira",
-        })
-    }
 }
 
 /// `salesforce.<Object>`, `jira.issue`, `jira.comment`, `jira.worklog`.
@@ -61,14 +47,6 @@ impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Expr({:?} at {})", self.source, self.at)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Owner {
-    Salesforce,
-    Jira,
-    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

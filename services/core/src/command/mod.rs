@@ -1,5 +1,7 @@
-//! Commands: what the transformer asks a sink to do. One source record can yield several (one
+//! Commands: what the transformer asks a sink to do — the contract between the transformer and
+//! the sinks, so it lives here where both can use it. One source record can yield several (one
 //! per matching flow). A command is self-contained: the sink needs no mapping to apply it.
+//! On the wire it is the Avro record `schemas/commands/Command.avsc` ([`avro`]).
 //!
 //! The command id is deterministic — a hash of the flow, the source record and its version — so
 //! replaying a source topic produces the same ids and the sinks can recognise what they have
@@ -11,7 +13,33 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::mapping::{Owner, System};
+pub mod avro;
+
+/// Which side of the connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    Salesforce,
+    Jira,
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            System::Salesforce => "salesforce",
+            System::Jira => "jira",
+        })
+    }
+}
+
+/// Who owns a field: only flows from the owner write it; `Both` resolves by last edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    Salesforce,
+    Jira,
+    Both,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Command {

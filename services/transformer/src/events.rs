@@ -1,0 +1,51 @@
+//! The transformer's typed internal events: each logs and counts in one place, so metric names
+//! and labels stay consistent (after Vector's `internal_events`).
+
+use metrics::{counter, histogram};
+
+use crate::command::CommandKind;
+
+/// A command produced into a transaction.
+pub struct CommandProduced<'a> {
+    pub topic: &'a str,
+    pub kind: CommandKind,
+}
+
+impl CommandProduced<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(topic = self.topic, kind = ?self.kind, "command produced");
+        counter!("sfjira_transformer_commands_total", "topic" => self.topic.to_owned(), "kind" => format!("{:?}", self.kind).to_lowercase())
+            .increment(1);
+    }
+}
+
+/// A record (or one flow of it) that produced nothing, and why. `intentional` discards are the
+/// design working (echoes, conditions); they are not errors.
+pub struct RecordDiscarded<'a> {
+    pub reason: &'a str,
+}
+
+impl RecordDiscarded<'_> {
+    pub fn emit(&self) {
+        tracing::trace!(reason = self.reason, "record discarded");
+        counter!("sfjira_transformer_discarded_total", "reason" => self.reason.to_owned(), "intentional" => "true").increment(1);
+    }
+}
+
+/// One batch committed: its size and how long it took from first record to commit.
+pub struct BatchCommitted {
+    pub records: usize,
+    pub seconds: f64,
+}
+
+impl BatchCommitted {
+    pub fn emit(&self) {
+        tracing::debug!(
+            records = self.records,
+            seconds = self.seconds,
+            "batch committed"
+        );
+        histogram!("sfjira_transformer_batch_seconds").record(self.seconds);
+        counter!("sfjira_transformer_batches_total").increment(1);
+    }
+}

@@ -69,11 +69,7 @@ fn main() {
         1500
     });
     let schema = Schema::parse_str(SCHEMA).unwrap();
-    let writer = WriterSchema {
-        subject: "salesforce.cdc.Opportunity-value".into(),
-        id: 42,
-        schema: schema.clone(),
-    };
+    let writer = WriterSchema::new("salesforce.cdc.Opportunity-value", 42, schema.clone());
     let value = record();
 
     let baseline = measure(budget, || {

@@ -17,7 +17,7 @@
 //!   (`GET /schemas/ids/{id}`) and caches it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use apache_avro::Schema;
@@ -33,11 +33,43 @@ use crate::errors::{ErrorCode, StageError};
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 /// A schema registered under a subject: what a writer needs to encode without the registry.
-#[derive(Debug)]
 pub struct WriterSchema {
     pub subject: String,
     pub id: u32,
     pub schema: Schema,
+    /// The schema resolved for writing, built on first use. Resolving costs more than encoding
+    /// a record, so it is done once per schema, not per record. It needs a `'static` schema:
+    /// a copy is leaked, once per registered schema version (a handful per process).
+    resolved: OnceLock<GenericDatumWriter<'static>>,
+}
+
+impl WriterSchema {
+    pub fn new(subject: impl Into<String>, id: u32, schema: Schema) -> Self {
+        WriterSchema {
+            subject: subject.into(),
+            id,
+            schema,
+            resolved: OnceLock::new(),
+        }
+    }
+
+    fn writer(&self) -> Result<&GenericDatumWriter<'static>, apache_avro::Error> {
+        if let Some(w) = self.resolved.get() {
+            return Ok(w);
+        }
+        let schema: &'static Schema = Box::leak(Box::new(self.schema.clone()));
+        let writer = GenericDatumWriter::builder(schema).build()?;
+        Ok(self.resolved.get_or_init(|| writer))
+    }
+}
+
+impl std::fmt::Debug for WriterSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterSchema")
+            .field("subject", &self.subject)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A decoded record.
@@ -112,11 +144,7 @@ impl AvroCodec {
         }
         self.set_compatibility(&subject, "BACKWARD").await?;
         let id = self.post_schema(&subject, &cache_key.1).await?;
-        let writer = Arc::new(WriterSchema {
-            subject,
-            id,
-            schema: schema.clone(),
-        });
+        let writer = Arc::new(WriterSchema::new(subject, id, schema.clone()));
         self.writers
             .lock()
             .expect("writer cache")
@@ -260,8 +288,8 @@ pub fn encode_framed(writer: &WriterSchema, value: Value) -> Result<Vec<u8>, Sta
     out.push(0);
     out.extend_from_slice(&writer.id.to_be_bytes());
     // Written straight after the 5-byte prefix: no second buffer, no copy.
-    GenericDatumWriter::builder(&writer.schema)
-        .build()
+    writer
+        .writer()
         .and_then(|w| w.write_value(&mut out, value))
         .map_err(encoding_error)?;
     Ok(out)

@@ -195,6 +195,17 @@ impl StageError {
         self.code.retryable()
     }
 
+    /// The same code and message for another subject (the cause chain is not cloneable, so it
+    /// is kept as text).
+    pub fn clone_for(&self, subject: &str) -> StageError {
+        StageError {
+            code: self.code,
+            message: format!("{subject}: {}", self.chain()),
+            class: self.class,
+            source: None,
+        }
+    }
+
     /// The cause chain, one line per cause: the DLQ's `exception.stacktrace` (Rust has no
     /// stack trace worth shipping; the chain of contexts is what explains the failure).
     pub fn chain(&self) -> String {

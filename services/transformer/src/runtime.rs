@@ -8,6 +8,7 @@
 //! again after a backoff. Everything else a record can get wrong goes to `transformer.dlq` with
 //! its catalogued code, in the same transaction, and the stream moves on.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -176,17 +177,15 @@ impl Transformer {
     async fn try_batch(&mut self, batch: &[OwnedMessage]) -> Result<(), BatchError> {
         self.producer.begin()?;
         let mut offsets = OffsetTracker::new();
+        // Metrics per batch and topic, not per record.
+        let mut received: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for msg in batch {
             let span = process_span_for_message(msg, &self.settings.group_id);
             self.process(msg).instrument(span).await?;
             offsets.record(msg);
-            RecordsReceived {
-                stage: STAGE,
-                topic: msg.topic(),
-                count: 1,
-                bytes: msg.payload().map_or(0, <[u8]>::len) as u64,
-            }
-            .emit();
+            let entry = received.entry(msg.topic()).or_default();
+            entry.0 += 1;
+            entry.1 += msg.payload().map_or(0, <[u8]>::len) as u64;
         }
         let group = self.consumer.group_metadata().ok_or_else(|| {
             BatchError::Retryable("the consumer has no group metadata yet".into())
@@ -195,6 +194,15 @@ impl Transformer {
             .send_offsets(&offsets.to_list(), group)
             .await?;
         self.producer.commit().await?;
+        for (topic, (count, bytes)) in received {
+            RecordsReceived {
+                stage: STAGE,
+                topic,
+                count,
+                bytes,
+            }
+            .emit();
+        }
         Ok(())
     }
 

@@ -77,7 +77,9 @@ fn default_transformer_group() -> String {
     "sfjira-transformer".into()
 }
 fn default_batch_size() -> usize {
-    500
+    // Large enough that a transaction commit (a broker round trip) is amortised over many
+    // records under load; a quiet stream still commits every batch_wait_ms.
+    5000
 }
 fn default_batch_wait_ms() -> u64 {
     100

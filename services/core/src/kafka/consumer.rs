@@ -37,6 +37,12 @@ impl KafkaConsumer {
         if cfg.get("auto.offset.reset").is_none() {
             cfg.set("auto.offset.reset", "earliest");
         }
+        // librdkafka prefetches up to 64 MB per consumer by default; a stage holds its batch in
+        // memory as well, so prefetch less and keep the process small (a property in the
+        // deployment's kafka.properties wins).
+        if cfg.get("queued.max.messages.kbytes").is_none() {
+            cfg.set("queued.max.messages.kbytes", "16384");
+        }
         let from_earliest = matches!(
             cfg.get("auto.offset.reset"),
             Some("earliest" | "smallest" | "beginning")

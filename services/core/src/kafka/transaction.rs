@@ -118,6 +118,18 @@ impl TransactionalProducer {
         }
     }
 
+    /// Sends every queued record of the open transaction to the broker now (they stay invisible
+    /// to `read_committed` readers until the commit).
+    pub async fn flush(&self) -> Result<(), TxnError> {
+        let producer = self.producer.clone();
+        let timeout = self.op_timeout;
+        blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|e| TxnError::Aborted {
+                reason: format!("flushing: {e}"),
+            })
+    }
+
     /// Adds the consumer's offsets to the transaction (each the *next* offset to read).
     pub async fn send_offsets(
         &mut self,

@@ -18,7 +18,6 @@ pub use convert::adf;
 pub use record::{EventType, SourceRecord};
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::Value;
 use sfjira_core::errors::{ErrorCode, StageError};
@@ -72,8 +71,91 @@ impl Mapping {
         if flows.is_empty() {
             return RecordOutcome::Unmapped;
         }
-        RecordOutcome::Flows(flows.into_iter().map(|f| apply_flow(f, record)).collect())
+        ROOT_CONTEXT.with(|root| {
+            let scope = match record_scope(root, record) {
+                Ok(scope) => scope,
+                Err(error) => {
+                    return RecordOutcome::Flows(
+                        flows
+                            .iter()
+                            .map(|f| Outcome::Failed {
+                                flow: f.name.clone(),
+                                error: error.clone_for(&f.name),
+                            })
+                            .collect(),
+                    );
+                }
+            };
+            RecordOutcome::Flows(
+                flows
+                    .into_iter()
+                    .map(|f| apply_flow(f, record, &scope))
+                    .collect(),
+            )
+        })
     }
+}
+
+thread_local! {
+    /// CEL's standard library, built once per thread: building a context
+    /// costs more than evaluating a whole mapping, so each record only adds a child scope.
+    static ROOT_CONTEXT: cel::Context<'static, 'static> = root_context();
+}
+
+/// Name of the variable `changed("X")` reads (the compiler rewrites each call to
+/// `("X" in __sfjira_changed)`): the record's changed fields and the compound fields they
+/// belong to, as a map from name to true.
+pub(crate) const CHANGED_VAR: &str = "__sfjira_changed";
+
+fn root_context() -> cel::Context<'static, 'static> {
+    cel::Context::default()
+}
+
+/// The per-record variables: `record`, `event` and what `changed()` reads.
+fn record_scope<'r>(
+    root: &'r cel::Context<'static, 'static>,
+    record: &SourceRecord,
+) -> Result<cel::Context<'r, 'static>, StageError> {
+    let fail = |e: String| {
+        StageError::new(
+            ErrorCode::MappingExpressionFailed,
+            format!("record {}: {e}", record.id),
+        )
+    };
+    let mut scope = root.new_inner_scope();
+    scope
+        .add_variable("record", Value::Object(record.fields.clone()))
+        .map_err(|e| fail(e.to_string()))?;
+    let event = serde_json::json!({
+        "type": record.event,
+        "source": record.source,
+        "id": record.id,
+        "key": record.key,
+        "actor": record.actor,
+        "commit_time": record.commit_time.to_rfc3339(),
+    });
+    scope
+        .add_variable("event", event)
+        .map_err(|e| fail(e.to_string()))?;
+    let changed: serde_json::Map<String, Value> = match record.event {
+        EventType::Create | EventType::Undelete => record
+            .fields
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| (k.clone(), Value::Bool(true)))
+            .collect(),
+        EventType::Update | EventType::Delete => record
+            .changed
+            .iter()
+            .chain(&record.nulled)
+            .flat_map(|f| [f.clone(), f.split('.').next().unwrap_or(f).to_string()])
+            .map(|f| (f, Value::Bool(true)))
+            .collect(),
+    };
+    scope
+        .add_variable(CHANGED_VAR, Value::Object(changed))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(scope)
 }
 
 fn is_echo(rules: &EchoRules, r: &SourceRecord) -> bool {
@@ -92,7 +174,7 @@ fn is_echo(rules: &EchoRules, r: &SourceRecord) -> bool {
     by_integration || marked
 }
 
-fn apply_flow(flow: &Flow, r: &SourceRecord) -> Outcome {
+fn apply_flow(flow: &Flow, r: &SourceRecord, scope: &cel::Context<'_, 'static>) -> Outcome {
     let skipped = |reason| Outcome::Skipped {
         flow: flow.name.clone(),
         reason,
@@ -106,7 +188,13 @@ fn apply_flow(flow: &Flow, r: &SourceRecord) -> Outcome {
     {
         return skipped(SkipReason::Unchanged);
     }
-    match Evaluator::new(flow, r).and_then(|e| e.build()) {
+    match (Evaluator {
+        flow,
+        record: r,
+        cel: scope,
+    })
+    .build()
+    {
         Ok(Built::Command(cmd)) => Outcome::Command(cmd),
         Ok(Built::Skip(reason)) => skipped(reason),
         Err(error) => Outcome::Failed {
@@ -121,40 +209,14 @@ enum Built {
     Skip(SkipReason),
 }
 
-/// Evaluates one flow on one record: owns the CEL context.
-struct Evaluator<'a> {
+/// Evaluates one flow on one record, in the record's CEL scope.
+struct Evaluator<'a, 'c> {
     flow: &'a Flow,
     record: &'a SourceRecord,
-    cel: cel::Context<'static, 'static>,
+    cel: &'a cel::Context<'c, 'static>,
 }
 
-impl<'a> Evaluator<'a> {
-    fn new(flow: &'a Flow, record: &'a SourceRecord) -> Result<Self, StageError> {
-        let mut cel = cel::Context::default();
-        let fail = |e: String| {
-            StageError::new(
-                ErrorCode::MappingExpressionFailed,
-                format!("flow {}: {e}", flow.name),
-            )
-        };
-        cel.add_variable("record", Value::Object(record.fields.clone()))
-            .map_err(|e| fail(e.to_string()))?;
-        let event = serde_json::json!({
-            "type": record.event,
-            "source": record.source,
-            "id": record.id,
-            "key": record.key,
-            "actor": record.actor,
-            "commit_time": record.commit_time.to_rfc3339(),
-        });
-        cel.add_variable("event", event)
-            .map_err(|e| fail(e.to_string()))?;
-        let shared = Arc::new(record.clone());
-        cel.add_function("changed", move |name: Arc<String>| shared.changed(&name))
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(Evaluator { flow, record, cel })
-    }
-
+impl Evaluator<'_, '_> {
     fn build(&self) -> Result<Built, StageError> {
         let flow = self.flow;
         if let Some(when) = &flow.when {
@@ -365,7 +427,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval(&self, e: &Expr, what: &str) -> Result<Value, StageError> {
-        let result = e.program.execute(&self.cel).map_err(|err| {
+        let result = e.program.execute(self.cel).map_err(|err| {
             let code = match &err {
                 cel::ExecutionError::NoSuchKey(_) => ErrorCode::SourceFieldMissing,
                 _ => ErrorCode::MappingExpressionFailed,

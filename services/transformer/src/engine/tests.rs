@@ -333,3 +333,41 @@ fn bad_records_fail_with_catalogued_codes() {
         );
     }
 }
+
+#[test]
+fn changed_tells_what_this_change_touched() {
+    let yaml = r#"
+version: 1
+flows:
+  - name: f
+    from: salesforce.Account
+    to: jira.issue
+    when: 'changed("BillingAddress") && !changed( "Name" )'
+    target: { project: P, issue_type: Epic }
+    fields:
+      summary: { from: Name }
+      "City": { expr: 'record.BillingAddress.City' }
+"#;
+    let m = Mapping::parse(yaml, "m.yaml").unwrap();
+    let mut r = record(
+        "salesforce.Account",
+        EventType::Update,
+        json!({"Id": "001A", "Name": "Acme", "BillingAddress": {"City": "Lyon"}}),
+    );
+    r.changed = vec!["BillingAddress.City".into()];
+    let c = commands(&m, &r).remove(0);
+    assert!(
+        c.fields["City"].changed && !c.fields["summary"].changed,
+        "a compound part counts for its compound"
+    );
+    r.changed.push("Name".into());
+    assert!(
+        matches!(m.apply(&r), RecordOutcome::Flows(o) if matches!(o[0], Outcome::Skipped { reason: SkipReason::ConditionFalse, .. }))
+    );
+    let bad = yaml.replace(r#"changed("BillingAddress")"#, "changed(record.Name)");
+    let err = Mapping::parse(&bad, "m.yaml").unwrap_err().to_string();
+    assert!(
+        err.contains("m.yaml:7:11") && err.contains("changed() takes one field name in quotes"),
+        "{err}"
+    );
+}

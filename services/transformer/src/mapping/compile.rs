@@ -409,13 +409,25 @@ impl Compiler<'_> {
 
     fn expr(&mut self, s: &S, path: &str) -> Option<Expr> {
         let at = self.position(s.span());
-        match cel::Program::compile(s) {
+        let rewritten = match rewrite_changed_calls(s) {
+            Ok(r) => r,
+            Err(problem) => {
+                self.error_at(
+                    s.span(),
+                    path,
+                    problem,
+                    "write the field name in quotes: changed(\"StageName\")",
+                );
+                return None;
+            }
+        };
+        match cel::Program::compile(&rewritten) {
             Ok(program) => {
                 let refs = program.references();
                 let unknown_vars: Vec<&str> = refs
                     .variables()
                     .into_iter()
-                    .filter(|v| !VARIABLES.contains(v))
+                    .filter(|v| !VARIABLES.contains(v) && *v != crate::engine::CHANGED_VAR)
                     .collect();
                 if !unknown_vars.is_empty() {
                     self.error_at(s.span(), path, format!("unknown variable {} in `{}`", unknown_vars.join(", "), s.as_str()), "read source fields as record.<Field>; event.type, event.actor, event.source are also available");
@@ -506,6 +518,43 @@ impl Compiler<'_> {
             fix,
         });
     }
+}
+
+/// `changed("X")` → `("X" in __sfjira_changed)`: a membership test against a per-record
+/// variable is far cheaper than a custom function, which would need its own CEL context per
+/// record. The argument must be a quoted field name.
+pub(crate) fn rewrite_changed_calls(expr: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    while let Some(i) = rest.find("changed(") {
+        let before = &rest[..i];
+        let is_call = !before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
+        out.push_str(before);
+        let after = &rest[i + "changed(".len()..];
+        if !is_call {
+            out.push_str("changed(");
+            rest = after;
+            continue;
+        }
+        let arg = after.trim_start();
+        let quote = arg.chars().next().filter(|c| *c == '"' || *c == '\'');
+        let parsed = quote.and_then(|q| {
+            let inner = &arg[1..];
+            let end = inner.find(q)?;
+            let name = &inner[..end];
+            let tail = inner[end + 1..].trim_start();
+            tail.strip_prefix(')').map(|t| (name, t))
+        });
+        match parsed {
+            Some((name, tail)) if !name.is_empty() && !name.contains('"') => {
+                out.push_str(&format!("(\"{name}\" in {})", crate::engine::CHANGED_VAR));
+                rest = tail;
+            }
+            _ => return Err("changed() takes one field name in quotes".into()),
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// `30s`, `5m`, `2h`.

@@ -1,0 +1,250 @@
+//! `make bench`: the transformer's throughput with transactions on, against a plain
+//! consume → produce pass-through of the same records on the same broker in the same run, and
+//! the transformer's peak memory. Needs Kafka and the registry (`make bench` starts them).
+//!
+//! Records: ~1 KB Salesforce Opportunity change records that the demo mapping turns into one
+//! Jira command each. Targets (issue #7): ratio ≥ 0.5, ≥ 30 000 records/s, < 100 MB.
+//! `SFJIRA_BENCH_RECORDS` sets the count (default 50 000).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use apache_avro::Schema;
+use apache_avro::types::Value as Avro;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use sfjira_core::avro::AvroCodec;
+use sfjira_core::config::RegistryConfig;
+use sfjira_tests::*;
+
+include!("support/opportunity.rs");
+
+fn base() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap());
+    c
+}
+
+/// The baseline: a warm consumer that forwards every record, unchanged, from `from` to `to`.
+/// Returns when `n` records (after the warm-up one) have been forwarded.
+async fn pass_through(
+    from: String,
+    to: String,
+    n: usize,
+    started: tokio::sync::oneshot::Sender<()>,
+) {
+    let consumer: StreamConsumer = base()
+        .set("group.id", unique("bench-pass"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[from.as_str()]).unwrap();
+    let producer: FutureProducer = base()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let mut started = Some(started);
+    for _ in 0..=n {
+        let m = consumer.recv().await.unwrap();
+        if let Some(s) = started.take() {
+            let _ = s.send(()); // the warm-up record went through: the timed part begins
+        }
+        loop {
+            let mut rec = FutureRecord::to(&to).payload(m.payload().unwrap_or_default());
+            if let Some(k) = m.key() {
+                rec = rec.key(k);
+            }
+            match producer.send_result(rec) {
+                Ok(_) => break,
+                Err((e, _))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await
+                }
+                Err((e, _)) => panic!("{e}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Produces pre-encoded records as fast as the client takes them.
+async fn produce(topic: &str, records: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = base().set("linger.ms", "5").create().unwrap();
+    for (key, bytes) in records {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(key).payload(bytes)) {
+                Ok(_) => break,
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+fn high_watermark(c: &StreamConsumer, topic: &str) -> i64 {
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            c.fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("SFJIRA_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let prefix = format!("{}.", unique("bench"));
+    let input = format!("{prefix}salesforce.cdc.Opportunity");
+    let pass_in = format!("{prefix}passthrough.in");
+    let pass_out = format!("{prefix}passthrough.out");
+    for t in [
+        "salesforce.cdc.Opportunity",
+        "jira.issues",
+        "jira.comments",
+        "jira.worklogs",
+        "jira.commands",
+        "salesforce.commands",
+        "transformer.dlq",
+        "passthrough.in",
+        "passthrough.out",
+    ] {
+        create_topic(&format!("{prefix}{t}"), 2).await;
+    }
+    let registry = RegistryConfig {
+        url: registry_url(),
+        username: None,
+        password: None,
+        timeout_ms: 10_000,
+    };
+    let codec = AvroCodec::new(&registry).unwrap();
+    let writer = codec
+        .register(&input, &Schema::parse_str(SCHEMA).unwrap())
+        .await
+        .unwrap();
+    // Record 0 warms each side up (group joined, schemas cached); 1..=n are timed.
+    let records: Vec<(String, Vec<u8>)> = (0..=n)
+        .map(|i| {
+            (
+                format!("0065g{i:013}"),
+                codec.encode(&writer, record(i)).unwrap(),
+            )
+        })
+        .collect();
+    println!(
+        "{n} records of {} bytes (+1 warm-up), 2 partitions",
+        records[1].1.len()
+    );
+
+    // Baseline: a plain consume -> produce of the same bytes.
+    produce(&pass_in, &records[..1]).await;
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let forward = tokio::spawn(pass_through(
+        pass_in.clone(),
+        pass_out.clone(),
+        n,
+        started_tx,
+    ));
+    started_rx.await.unwrap();
+    let t0 = Instant::now();
+    produce(&pass_in, &records[1..]).await;
+    forward.await.unwrap();
+    let baseline = t0.elapsed();
+    let base_rate = n as f64 / baseline.as_secs_f64();
+
+    // The transformer, as its own process (so its memory is its own), warmed up the same way.
+    let dir = std::env::temp_dir().join(unique("bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mapping = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/mapping.yaml");
+    let config = dir.join("sfjira.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:\n  bootstrap_servers: \"{}\"\n  topic_prefix: \"{prefix}\"\nregistry:\n  url: \"{}\"\nhttp:\n  listen: 127.0.0.1:0\n\
+             telemetry:\n  log_level: warn\ntransformer:\n  mapping: {}\n  group_id: {prefix}transformer\n",
+            bootstrap(),
+            registry_url(),
+            mapping.display()
+        ),
+    )
+    .unwrap();
+    let commands = format!("{prefix}jira.commands");
+    let bin =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/sfjira-transformer");
+    let mut child = std::process::Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (make bench builds it first)", bin.display()));
+    produce(&input, &records[..1]).await;
+    let watermarks: StreamConsumer = base().set("group.id", "bench-watermarks").create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while high_watermark(&watermarks, &commands) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t0 = Instant::now();
+    produce(&input, &records[1..]).await;
+    let mut peak = 0.0_f64;
+    // The watermark counts commit markers too (one per transaction and partition), so it
+    // passes n + 1 a little before the last command is visible; the exact count is read after.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while high_watermark(&watermarks, &commands) < n as i64 + 1 && Instant::now() < deadline {
+        peak = peak.max(peak_rss_mb(child.id()).unwrap_or(0.0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = t0.elapsed();
+    peak = peak.max(peak_rss_mb(child.id()).unwrap_or(0.0));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let produced = read_all(&commands, n + 1, Duration::from_secs(60))
+        .await
+        .len();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "{:<36} {:>9.0} records/s  ({:.2} s)",
+        "baseline: consume -> produce",
+        base_rate,
+        baseline.as_secs_f64()
+    );
+    println!(
+        "{:<36} {:>9.0} records/s  ({:.2} s)",
+        "transformer: EOS, demo mapping",
+        rate,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "{:<36} {:>9.2}   (target >= 0.5)",
+        "ratio transformer / baseline",
+        rate / base_rate
+    );
+    println!(
+        "{:<36} {:>9.1} MB (target < 100 MB)",
+        "transformer peak RSS", peak
+    );
+    println!("{:<36} {:>9} of {}", "commands produced", produced, n + 1);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -38,6 +38,8 @@ demo: infra-up
 
 bench:
 	$(CARGO) bench -p sfjira-core --bench codec
+	$(CARGO) build --release -p sfjira-transformer
+	infra/with-stack $(CARGO) bench -p sfjira-transformer --bench throughput
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -3,11 +3,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= config/sfjira.yaml
 
-.PHONY: help infra-up infra-down test demo bench build lint fmt errors-doc clean-run
+.PHONY: help infra-up infra-down test demo sandbox bench build lint fmt errors-doc clean-run
 
 help:
 	@echo "make demo        start Kafka + registry, create topics, prove an Avro round trip"
 	@echo "make test        run every test against a real Kafka and registry (started and stopped for you)"
+	@echo "make sandbox     run the Salesforce and Jira stand-ins in the foreground (Ctrl-C stops them)"
 	@echo "make bench       benchmarks, with figures against a baseline measured in the same run"
 	@echo "make infra-up    start Kafka ($${SFJIRA_KAFKA_PORT:-19092}) and Apicurio ($${SFJIRA_REGISTRY_PORT:-18081})"
 	@echo "make infra-down  stop them (by PID)"
@@ -35,6 +36,9 @@ demo: infra-up
 	@echo "Kafka and the registry are still running: look around with"
 	@echo "  infra/kafka/tool kafka-topics --list"
 	@echo "and stop them with 'make infra-down'."
+
+sandbox:
+	$(CARGO) run -q -p sfjira-sandbox
 
 bench:
 	$(CARGO) bench -p sfjira-core --bench codec

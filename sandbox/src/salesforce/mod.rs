@@ -1,14 +1,42 @@
 //! The Salesforce half of the sandbox (issue #3).
 //!
+//! Shared interfaces:
 //! - [`meta`]: object and field metadata, shared by the REST API (validation, describe) and
 //!   Change Data Capture (change-event schemas, field bitmaps).
 //! - [`changes`]: what a committed write hands to Change Data Capture.
+//! - [`auth`]: access tokens ([`auth::AccessTokens`]), used by REST and the Pub/Sub server.
+//! - [`faults`]: the fault knobs shared by REST and the Pub/Sub server.
+//!
+//! The org: [`catalog`] (its objects), [`ids`] (18-character Ids), [`store`] (records, users,
+//! snapshots), [`validate`] and [`write`] (transactions), [`soql`] (queries), [`config`].
+//! The HTTP side: [`oauth`] (`/services/oauth2/token`), [`rest`] (`/services/data/`),
+//! [`admin`] (`/__admin/salesforce/`), [`server`] (router, startup), [`wiring`] (adapters to
+//! the Pub/Sub server). Change Data Capture and Pub/Sub: [`cdc`], [`pubsub`].
 
+pub mod admin;
+pub mod auth;
+pub mod catalog;
+pub mod cdc;
 pub mod changes;
+pub mod config;
+pub mod errors;
+pub mod faults;
+pub mod ids;
 pub mod meta;
+pub mod oauth;
+pub mod pubsub;
+pub mod rest;
+pub mod server;
+pub mod soql;
+pub mod store;
+pub mod validate;
+pub mod wiring;
+pub mod write;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+pub use server::{SpawnedOrg, spawn_for_tests};
 
 use crate::clock::SandboxClock;
 
@@ -22,10 +50,12 @@ pub struct Options {
     pub config: Option<PathBuf>,
 }
 
-/// Serves the org until the process stops.
-pub async fn run(opts: Options, _clock: SandboxClock) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "the Salesforce sandbox is not built yet (issue #3); would listen on {}",
-        opts.listen
-    )
+/// Serves the org (OAuth, REST, admin on `opts.listen`; Pub/Sub on `opts.pubsub_listen`)
+/// until the process stops or a server fails.
+pub async fn run(opts: Options, clock: SandboxClock) -> anyhow::Result<()> {
+    let config = match &opts.config {
+        Some(path) => config::SalesforceConfig::load(path)?,
+        None => config::SalesforceConfig::default(),
+    };
+    wiring::run(opts, config, clock).await
 }

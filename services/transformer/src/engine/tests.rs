@@ -160,7 +160,7 @@ fn our_own_writes_coming_back_are_echoes() {
         EventType::Update,
         json!({"status": "Done", "Salesforce ID": "006A"}),
     );
-    jira.actor = Some("712020:sfjira-integration".into());
+    jira.actor = Some("712020:5f0c1a2b-0000-4000-8000-0000000000a1".into());
     assert!(matches!(m.apply(&jira), RecordOutcome::Echo));
     jira.actor = Some("5b10a2844c20165700ede21g".into());
     jira.history_marker = Some("sfjira".into());

@@ -1,0 +1,145 @@
+//! Fault injection for the org, shared by REST (this half) and the Pub/Sub server (S2) through
+//! one `Arc<SalesforceFaults>`. The admin API (`/__admin/salesforce/faults`) reads and replaces
+//! [`FaultSettings`] as JSON; one-shot counters (lock contention, gap events) are consumed by
+//! the component they affect.
+//!
+//! Every knob is off by default, so a fresh org behaves like a healthy real one.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Latency and failures for one REST endpoint class.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct EndpointFault {
+    /// Fraction of calls (0.0–1.0) answered `503 SERVER_UNAVAILABLE` instead of being served.
+    pub error_rate: f64,
+    /// Extra delay before the call is served, in wall milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Every fault knob, as the admin API shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct FaultSettings {
+    /// Per endpoint class: `oauth`, `sobjects`, `composite`, `query`, `describe`, `limits`,
+    /// or `*` for every class without its own entry.
+    pub endpoints: BTreeMap<String, EndpointFault>,
+    /// Answer every REST and OAuth call `503 SERVER_UNAVAILABLE` (maintenance window).
+    pub unavailable: bool,
+    /// The next N record writes fail with `UNABLE_TO_LOCK_ROW` (one per record, so a
+    /// collection of 3 consumes 3). Decremented as they are used.
+    pub lock_next_writes: u32,
+    /// The next N upserts that would create a record lose a simulated race with a concurrent
+    /// upsert of the same external id: the other request's record is committed (its own
+    /// transaction) and this one fails `DUPLICATE_VALUE` (reference §4.1, KB 000383480).
+    pub upsert_race_next_creates: u32,
+    // ---- read by the Pub/Sub server (S2); REST ignores them ----
+    /// Replay retention in sandbox seconds instead of 72 h (`None` = 72 h), so
+    /// `replayid.corrupted` for stale ids can be tested quickly.
+    pub replay_retention_secs: Option<u64>,
+    /// Close each open Subscribe stream with `UNAVAILABLE RST_STREAM` after this many more
+    /// events (`Some(0)` = at once); `None` = never.
+    pub drop_streams_after_events: Option<u32>,
+    /// Never send keepalive (empty) FetchResponses: a silent stall (reference §8).
+    pub suppress_keepalives: bool,
+    /// The next N committed transactions are delivered as gap events (`GAP_CREATE` …,
+    /// header only) instead of full change events. Decremented as they are used.
+    pub gap_next_transactions: u32,
+}
+
+/// The shared fault state.
+#[derive(Debug, Default)]
+pub struct SalesforceFaults {
+    settings: Mutex<FaultSettings>,
+}
+
+impl SalesforceFaults {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of the current settings.
+    pub fn snapshot(&self) -> FaultSettings {
+        self.lock().clone()
+    }
+
+    pub fn replace(&self, settings: FaultSettings) {
+        *self.lock() = settings;
+    }
+
+    /// Changes settings in place.
+    pub fn update(&self, f: impl FnOnce(&mut FaultSettings)) {
+        f(&mut self.lock());
+    }
+
+    /// The fault for an endpoint class (its own entry, else `*`, else none).
+    pub fn endpoint(&self, class: &str) -> EndpointFault {
+        let s = self.lock();
+        s.endpoints
+            .get(class)
+            .or_else(|| s.endpoints.get("*"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn unavailable(&self) -> bool {
+        self.lock().unavailable
+    }
+
+    /// Consumes one injected lock failure, if any is pending.
+    pub fn take_lock_failure(&self) -> bool {
+        take(&mut self.lock().lock_next_writes)
+    }
+
+    /// Consumes one injected upsert race, if any is pending.
+    pub fn take_upsert_race(&self) -> bool {
+        take(&mut self.lock().upsert_race_next_creates)
+    }
+
+    /// Consumes one pending gap transaction, if any (for the CDC side).
+    pub fn take_gap_transaction(&self) -> bool {
+        take(&mut self.lock().gap_next_transactions)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultSettings> {
+        // A panic while holding this lock cannot leave the settings half-written (every
+        // update is a plain field assignment), so a poisoned lock is still usable.
+        self.settings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn take(counter: &mut u32) -> bool {
+    if *counter > 0 {
+        *counter -= 1;
+        true
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_consumed_and_wildcards_apply() {
+        let f = SalesforceFaults::new();
+        f.update(|s| {
+            s.lock_next_writes = 2;
+            s.endpoints.insert(
+                "*".into(),
+                EndpointFault {
+                    error_rate: 1.0,
+                    latency_ms: 0,
+                },
+            );
+        });
+        assert!(f.take_lock_failure());
+        assert!(f.take_lock_failure());
+        assert!(!f.take_lock_failure());
+        assert_eq!(f.endpoint("query").error_rate, 1.0);
+    }
+}

@@ -102,6 +102,15 @@ fn high_watermark(c: &StreamConsumer, topic: &str) -> i64 {
         .sum()
 }
 
+/// User + system CPU seconds a process has used so far (from /proc/<pid>/stat).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn peak_rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -204,6 +213,7 @@ async fn main() {
     while high_watermark(&watermarks, &commands) == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu0 = cpu_seconds(child.id()).unwrap_or(0.0);
     let t0 = Instant::now();
     produce(&input, &records[1..]).await;
     let mut peak = 0.0_f64;
@@ -215,6 +225,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = t0.elapsed();
+    let cpu = cpu_seconds(child.id()).unwrap_or(0.0) - cpu0;
     peak = peak.max(peak_rss_mb(child.id()).unwrap_or(0.0));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -244,6 +255,12 @@ async fn main() {
     println!(
         "{:<36} {:>9.1} MB (target < 100 MB)",
         "transformer peak RSS", peak
+    );
+    println!(
+        "{:<36} {:>9.1} us/record ({:.0}% of one core while running)",
+        "transformer CPU",
+        cpu * 1e6 / n as f64,
+        100.0 * cpu / elapsed.as_secs_f64()
     );
     println!("{:<36} {:>9} of {}", "commands produced", produced, n + 1);
     let _ = std::fs::remove_dir_all(dir);

@@ -5,17 +5,18 @@ use metrics::{counter, histogram};
 
 use crate::command::CommandKind;
 
-/// A command produced into a transaction.
+/// Commands of one kind produced to `topic` in a committed transaction.
 pub struct CommandProduced<'a> {
     pub topic: &'a str,
     pub kind: CommandKind,
+    pub count: u64,
 }
 
 impl CommandProduced<'_> {
     pub fn emit(&self) {
-        tracing::debug!(topic = self.topic, kind = ?self.kind, "command produced");
+        tracing::debug!(topic = self.topic, kind = ?self.kind, count = self.count, "commands produced");
         counter!("sfjira_transformer_commands_total", "topic" => self.topic.to_owned(), "kind" => format!("{:?}", self.kind).to_lowercase())
-            .increment(1);
+            .increment(self.count);
     }
 }
 

@@ -59,7 +59,7 @@ pub struct Command {
     pub delivery: DeliveryMode,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandKind {
     /// Create or update the target record, found by its external reference / external id.

@@ -79,7 +79,8 @@ impl OutRecord {
         }
     }
 
-    pub(crate) fn owned_headers(&self) -> OwnedHeaders {
+    /// The headers in rdkafka's form.
+    pub fn owned_headers(&self) -> OwnedHeaders {
         self.headers.iter().fold(
             OwnedHeaders::new_with_capacity(self.headers.len()),
             |hs, (k, v)| {

@@ -23,6 +23,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 
 use super::OutRecord;
@@ -92,10 +93,21 @@ impl TransactionalProducer {
 
     /// Queues `record` in the open transaction. Delivery is confirmed by [`Self::commit`].
     pub async fn send(&mut self, record: &OutRecord) -> Result<(), TxnError> {
-        debug_assert!(self.open, "send outside a transaction");
         let key = record.key.as_deref().map(String::from_utf8_lossy);
         let span = messaging::send_span(&record.topic, key.as_deref());
         let headers = span.in_scope(|| propagation::inject_current_context(record.owned_headers()));
+        self.enqueue(record, headers).await
+    }
+
+    /// Queues a record whose headers already carry its trace context (the caller opened the
+    /// `send` span and injected it when it built the record, e.g. while processing the input
+    /// that caused it): no span is opened here and the headers are sent as they are.
+    pub async fn send_prepared(&mut self, record: &OutRecord) -> Result<(), TxnError> {
+        self.enqueue(record, record.owned_headers()).await
+    }
+
+    async fn enqueue(&mut self, record: &OutRecord, headers: OwnedHeaders) -> Result<(), TxnError> {
+        debug_assert!(self.open, "send outside a transaction");
         let mut headers = Some(headers);
         loop {
             let h = headers.take().unwrap_or_else(|| record.owned_headers());

@@ -1,0 +1,196 @@
+//! Preparing a batch: everything the transformer does to a batch of source records before the
+//! transaction — decode, map, encode commands and dead letters, each with its trace context —
+//! with no Kafka producer involved. Kept apart from committing so the next batch can be
+//! prepared while the previous one commits (the commit is a broker round trip, the preparing is
+//! CPU: overlapping them is where the throughput comes from).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use sfjira_core::avro::{AvroCodec, WriterSchema};
+use sfjira_core::command::{Command, CommandKind, System};
+use sfjira_core::dlq::{Attempts, DlqRouter, FailedAt, FailedRecord};
+use sfjira_core::errors::StageError;
+use sfjira_core::kafka::{OffsetTracker, OutRecord};
+use sfjira_core::telemetry::messaging::{process_span_for_message, send_span};
+use sfjira_core::telemetry::propagation::inject_current_context;
+use tracing::Instrument;
+
+use crate::engine::{Outcome, RecordOutcome, SkipReason};
+use crate::events::RecordDiscarded;
+use crate::input;
+use crate::mapping::Mapping;
+
+/// What a batch becomes: the records to produce (in order) and the offsets to commit.
+pub struct Prepared {
+    pub outputs: Vec<OutRecord>,
+    pub offsets: OffsetTracker,
+    /// Records in (count, bytes) per source topic, for metrics after the commit.
+    pub received: BTreeMap<String, (u64, u64)>,
+    /// Commands per (topic, kind), for metrics after the commit.
+    pub produced: BTreeMap<(String, CommandKind), u64>,
+    pub records: usize,
+}
+
+/// Turns source records into output records. Shared, read-only state only.
+pub struct Preparer {
+    pub mapping: Arc<Mapping>,
+    pub codec: AvroCodec,
+    pub dlq: DlqRouter,
+    pub jira_commands: (String, Arc<WriterSchema>),
+    pub salesforce_commands: (String, Arc<WriterSchema>),
+    pub group_id: String,
+}
+
+/// Something that will succeed if the batch is tried again (the registry unreachable).
+#[derive(Debug)]
+pub struct Retryable(pub String);
+
+impl Preparer {
+    pub async fn prepare(&self, batch: Vec<OwnedMessage>) -> Result<Prepared, Retryable> {
+        let mut out = Prepared {
+            outputs: Vec::with_capacity(batch.len()),
+            offsets: OffsetTracker::new(),
+            received: BTreeMap::new(),
+            produced: BTreeMap::new(),
+            records: batch.len(),
+        };
+        for msg in &batch {
+            let span = process_span_for_message(msg, &self.group_id);
+            self.record(msg, &mut out).instrument(span).await?;
+            out.offsets.record(msg);
+            let entry = out.received.entry(msg.topic().to_string()).or_default();
+            entry.0 += 1;
+            entry.1 += msg.payload().map_or(0, <[u8]>::len) as u64;
+        }
+        Ok(out)
+    }
+
+    /// One record: its commands, or its dead letter.
+    async fn record(&self, msg: &OwnedMessage, out: &mut Prepared) -> Result<(), Retryable> {
+        let payload = msg.payload().unwrap_or_default();
+        let decoded = match self.codec.decode(payload).await {
+            Ok(d) => d,
+            Err(err) if err.retryable() => return Err(Retryable(err.to_string())),
+            Err(err) => return self.dead_letter(msg, &err, FailedAt::ValueConverter, out),
+        };
+        let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        let record = match input::source_record(msg.topic(), key.as_deref(), decoded.value) {
+            Ok(r) => r,
+            Err(err) => return self.dead_letter(msg, &err, FailedAt::Transformation, out),
+        };
+        match self.mapping.apply(&record) {
+            RecordOutcome::Echo => RecordDiscarded { reason: "echo" }.emit(),
+            RecordOutcome::Unmapped => RecordDiscarded { reason: "unmapped" }.emit(),
+            RecordOutcome::Flows(outcomes) => {
+                let mut first_error = None;
+                for o in outcomes {
+                    match o {
+                        Outcome::Command(cmd) => self.command(&cmd, &record.source, out)?,
+                        Outcome::Skipped { reason, .. } => RecordDiscarded {
+                            reason: skip_label(reason),
+                        }
+                        .emit(),
+                        Outcome::Failed { error, .. } => {
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+                // The record goes to the DLQ once, with its first failing flow's error; its other
+                // flows' commands are produced (a replay re-produces them with the same command
+                // ids, which the sinks recognise).
+                if let Some(err) = first_error {
+                    self.dead_letter(msg, &err, FailedAt::Transformation, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&self, cmd: &Command, source: &str, out: &mut Prepared) -> Result<(), Retryable> {
+        let (topic, writer) = match cmd.target.system {
+            System::Jira => &self.jira_commands,
+            System::Salesforce => &self.salesforce_commands,
+        };
+        let payload = self
+            .codec
+            .encode(writer, cmd.to_avro())
+            .map_err(|e| Retryable(e.to_string()))?;
+        let record = OutRecord::new(topic.clone())
+            .key(cmd.target.external_ref.clone())
+            .payload(payload)
+            .header("sfjira.command-id", cmd.command_id.clone())
+            .header("sfjira.source", format!("{source},{}", cmd.source.id));
+        out.outputs.push(traced(record));
+        *out.produced.entry((topic.clone(), cmd.kind)).or_default() += 1;
+        Ok(())
+    }
+
+    fn dead_letter(
+        &self,
+        msg: &OwnedMessage,
+        err: &StageError,
+        at: FailedAt,
+        out: &mut Prepared,
+    ) -> Result<(), Retryable> {
+        let failed = FailedRecord {
+            topic: msg.topic().to_string(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            record: owned_copy(msg),
+        };
+        out.outputs.push(traced(self.dlq.dead_letter(
+            &failed,
+            err,
+            at,
+            Attempts::once(),
+        )));
+        Ok(())
+    }
+}
+
+/// Opens the record's `send` span inside the current `process` span and writes its context
+/// into the headers, so the trace runs source → transformer → sink even though the record is
+/// produced later, at commit time.
+fn traced(mut record: OutRecord) -> OutRecord {
+    let key = record
+        .key
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .map(|k| k.into_owned());
+    let span = send_span(&record.topic, key.as_deref());
+    let headers = span.in_scope(|| inject_current_context(record.owned_headers()));
+    record.headers = headers
+        .iter()
+        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+        .collect();
+    record
+}
+
+fn skip_label(reason: SkipReason) -> &'static str {
+    match reason {
+        SkipReason::ConditionFalse => "condition_false",
+        SkipReason::Unchanged => "unchanged",
+        SkipReason::DeleteIgnored => "delete_ignored",
+        SkipReason::NothingToWrite => "nothing_to_write",
+    }
+}
+
+fn owned_copy(msg: &OwnedMessage) -> OutRecord {
+    OutRecord {
+        topic: msg.topic().to_string(),
+        partition: None,
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec),
+        headers: msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: msg.timestamp().to_millis(),
+    }
+}

@@ -3,6 +3,7 @@
 mod dlq;
 mod doctor;
 mod mapping;
+mod status;
 mod topics;
 
 use std::path::PathBuf;
@@ -52,6 +53,19 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: dlq::DlqCommand,
+    },
+    /// The pipeline at a glance: consumer lag, dead letters waiting, checkpoints and their age.
+    Status {
+        /// The topics file (which topics are sfjira's).
+        #[arg(long, default_value = "infra/topics.yaml")]
+        topics: PathBuf,
+        /// Report on these consumer groups (repeatable); default: groups named sfjira* or
+        /// starting with the deployment's topic prefix.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Report on every consumer group of the cluster.
+        #[arg(long, conflicts_with = "groups")]
+        all_groups: bool,
     },
     /// Mappings: validate one, or preview the commands it makes from a record.
     Mapping {
@@ -127,6 +141,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Status {
+            topics,
+            groups,
+            all_groups,
+        } => {
+            let output = cli.output;
+            let groups = match (all_groups, groups.is_empty()) {
+                (true, _) => status::Groups::All,
+                (false, true) => status::Groups::Sfjira,
+                (false, false) => status::Groups::Named(groups),
+            };
+            run(&cli.config, |cfg| async move {
+                status::run(&cfg, &topics, groups, output).await
+            })
+        }
         Command::Dlq { command } => {
             let output = cli.output;
             run(&cli.config, |cfg| async move {

@@ -6,7 +6,7 @@
 //! - `filter.rs`: which records a command applies to (stage, code, key, time range, count).
 //! - `render.rs`: tables for people, JSON for scripts.
 
-mod backlog;
+pub(crate) mod backlog;
 mod filter;
 mod render;
 mod replay;

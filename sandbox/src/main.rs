@@ -45,6 +45,11 @@ struct Args {
     /// Sandbox seconds per wall second (tests use e.g. 60 to expire hour-long tokens in a minute).
     #[arg(long, env = "SFJIRA_SANDBOX_TIME_SCALE", default_value_t = 1.0)]
     time_scale: f64,
+    /// Serve the Salesforce listeners (OAuth/REST/admin and Pub/Sub gRPC) over TLS with a
+    /// certificate generated at start, and write its CA certificate (PEM) to this file for
+    /// clients to trust. Same as `salesforce.tls.ca_pem_path` in the config file.
+    #[arg(long, env = "SFJIRA_SANDBOX_TLS_CA_OUT", value_name = "PATH")]
+    tls_ca_out: Option<std::path::PathBuf>,
     /// Optional YAML file with the sandbox's settings (users, credentials, faults, snapshots).
     #[arg(long, env = "SFJIRA_SANDBOX_CONFIG")]
     config: Option<std::path::PathBuf>,
@@ -78,6 +83,7 @@ async fn main() -> ExitCode {
             listen: args.salesforce_listen,
             pubsub_listen: args.pubsub_listen,
             config: args.config.clone(),
+            tls_ca_out: args.tls_ca_out.clone(),
         };
         let clock = clock.clone();
         tasks.spawn(async move {

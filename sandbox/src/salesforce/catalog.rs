@@ -258,6 +258,19 @@ fn opportunity() -> ObjectMeta {
             "Description",
         ),
         jira_key(),
+        // What the demo mapping writes back from Jira (config/mapping.yaml).
+        labelled(
+            picklist(
+                "Delivery_Status__c",
+                &["Not Started", "In Progress", "Delivered"],
+                true,
+            ),
+            "Delivery Status",
+        ),
+        labelled(
+            FieldMeta::new("Jira_Updated__c", FieldType::DateTime),
+            "Jira Updated",
+        ),
     ];
     object("Opportunity", "Opportunity", "006", own)
 }
@@ -315,6 +328,12 @@ fn task() -> ObjectMeta {
             "Due Date Only",
         ),
         jira_key(),
+        // The Jira comment a task came from (the demo mapping upserts comments through it).
+        FieldMeta {
+            external_id: true,
+            unique: true,
+            ..labelled(text("Jira_Comment_Id__c", 255), "Jira Comment Id")
+        },
     ];
     object("Task", "Task", "00T", own)
 }

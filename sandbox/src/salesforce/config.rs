@@ -32,6 +32,22 @@ pub struct SalesforceConfig {
     /// Lowest and highest accepted REST API versions (`55.0`, `66.0`).
     pub min_api_version: f64,
     pub max_api_version: f64,
+    /// Serve OAuth/REST/admin (HTTPS) and the Pub/Sub API (gRPC over TLS) with a certificate
+    /// generated at start; `instance_url` then defaults to `https://<listen address>`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `tls:`: one throw-away CA, generated at start, signs the certificate both listeners present.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Where the CA certificate (PEM) is written for clients to trust (replaced at each start).
+    pub ca_pem_path: PathBuf,
+    /// Names the server certificate is valid for (IP literals become IP SANs). Default
+    /// `localhost`, `127.0.0.1`, `::1`; the listen addresses' IPs and the `instance_url` host
+    /// are always added.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +90,7 @@ impl Default for SalesforceConfig {
             snapshot_path: None,
             min_api_version: 55.0,
             max_api_version: 66.0,
+            tls: None,
         }
     }
 }
@@ -136,5 +153,13 @@ mod tests {
         assert_eq!(c.daily_api_limit, 5);
         assert_eq!(c.users[0].name, "Bob");
         assert!(SalesforceConfig::from_yaml("salesforce:\n  bogus: 1\n").is_err());
+        let c = SalesforceConfig::from_yaml(
+            "salesforce:\n  tls: { ca_pem_path: /tmp/ca.pem, hosts: [127.0.0.1, localhost] }\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.ca_pem_path, PathBuf::from("/tmp/ca.pem"));
+        assert_eq!(tls.hosts, ["127.0.0.1", "localhost"]);
+        assert!(SalesforceConfig::from_yaml("salesforce:\n  tls: { hosts: [x] }\n").is_err());
     }
 }

@@ -45,6 +45,14 @@ pub struct FaultSettings {
     pub drop_streams_after_events: Option<u32>,
     /// Never send keepalive (empty) FetchResponses: a silent stall (reference §8).
     pub suppress_keepalives: bool,
+    /// The Pub/Sub API is down: every RPC fails, and open Subscribe streams end, with status
+    /// `INTERNAL` and `error-code` `sfdc.platform.eventbus.grpc.service.unavailable` ("The
+    /// service is unavailable. Try again later."), as captured from the live service
+    /// (pozil/pub-sub-api-node-client#52, #64). REST is not affected (see `unavailable`).
+    pub pubsub_unavailable: bool,
+    /// The next N Pub/Sub RPCs (any method; a Subscribe counts once, when it opens) fail
+    /// the same way, then the service is back. Decremented as they are used.
+    pub pubsub_unavailable_next_calls: u32,
     /// The next N committed transactions are delivered as gap events (`GAP_CREATE` …,
     /// header only) instead of full change events. Decremented as they are used.
     pub gap_next_transactions: u32,
@@ -99,6 +107,13 @@ impl SalesforceFaults {
         take(&mut self.lock().upsert_race_next_creates)
     }
 
+    /// Whether a Pub/Sub RPC that starts now fails `service.unavailable`: the service is
+    /// down, or one of the next-N-calls failures is consumed.
+    pub fn take_pubsub_unavailable(&self) -> bool {
+        let mut s = self.lock();
+        s.pubsub_unavailable || take(&mut s.pubsub_unavailable_next_calls)
+    }
+
     /// Consumes one pending gap transaction, if any (for the CDC side).
     pub fn take_gap_transaction(&self) -> bool {
         take(&mut self.lock().gap_next_transactions)
@@ -141,5 +156,14 @@ mod tests {
         assert!(f.take_lock_failure());
         assert!(!f.take_lock_failure());
         assert_eq!(f.endpoint("query").error_rate, 1.0);
+        f.update(|s| s.pubsub_unavailable_next_calls = 1);
+        assert!(f.take_pubsub_unavailable());
+        assert!(!f.take_pubsub_unavailable());
+        f.update(|s| s.pubsub_unavailable = true);
+        assert!(f.take_pubsub_unavailable());
+        assert!(f.take_pubsub_unavailable());
+        let json = serde_json::to_value(f.snapshot()).unwrap();
+        assert_eq!(json["pubsubUnavailable"], true);
+        assert_eq!(json["pubsubUnavailableNextCalls"], 0);
     }
 }

@@ -11,7 +11,7 @@
 //! snapshots), [`validate`] and [`write`] (transactions), [`soql`] (queries), [`config`].
 //! The HTTP side: [`oauth`] (`/services/oauth2/token`), [`rest`] (`/services/data/`),
 //! [`admin`] (`/__admin/salesforce/`), [`server`] (router, startup), [`wiring`] (adapters to
-//! the Pub/Sub server). Change Data Capture and Pub/Sub: [`cdc`], [`pubsub`].
+//! the Pub/Sub server), [`tls`] (one generated CA for both listeners). Change Data Capture and Pub/Sub: [`cdc`], [`pubsub`].
 
 pub mod admin;
 pub mod auth;
@@ -29,6 +29,7 @@ pub mod rest;
 pub mod server;
 pub mod soql;
 pub mod store;
+pub mod tls;
 pub mod validate;
 pub mod wiring;
 pub mod write;
@@ -48,14 +49,20 @@ pub struct Options {
     /// Pub/Sub API (gRPC).
     pub pubsub_listen: SocketAddr,
     pub config: Option<PathBuf>,
+    /// `--tls-ca-out`: serve both listeners over TLS and write the generated CA here
+    /// (overrides `salesforce.tls.ca_pem_path`).
+    pub tls_ca_out: Option<PathBuf>,
 }
 
 /// Serves the org (OAuth, REST, admin on `opts.listen`; Pub/Sub on `opts.pubsub_listen`)
 /// until the process stops or a server fails.
 pub async fn run(opts: Options, clock: SandboxClock) -> anyhow::Result<()> {
-    let config = match &opts.config {
+    let mut config = match &opts.config {
         Some(path) => config::SalesforceConfig::load(path)?,
         None => config::SalesforceConfig::default(),
     };
+    if let Some(path) = &opts.tls_ca_out {
+        config.tls.get_or_insert_with(Default::default).ca_pem_path = path.clone();
+    }
     wiring::run(opts, config, clock).await
 }

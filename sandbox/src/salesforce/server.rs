@@ -21,6 +21,7 @@ use super::config::SalesforceConfig;
 use super::errors::SfError;
 use super::faults::SalesforceFaults;
 use super::store::{Org, User};
+use super::tls::{GeneratedTls, TlsListener};
 use super::{admin, oauth, rest};
 use crate::clock::SandboxClock;
 
@@ -117,7 +118,7 @@ fn router(state: SfState) -> Router {
 pub struct SpawnedOrg {
     /// Where OAuth, REST and admin listen.
     pub addr: SocketAddr,
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://<addr>` when serving TLS.
     pub base_url: String,
     pub org: Arc<Org>,
     pub tokens: Arc<TokenStore>,
@@ -127,7 +128,9 @@ pub struct SpawnedOrg {
 
 /// Starts the org's HTTP side on `listen` (port 0 for any) and returns once it is bound.
 /// The Pub/Sub server is not started here; callers that need it start it with
-/// [`SpawnedOrg::tokens`] and [`SpawnedOrg::faults`].
+/// [`SpawnedOrg::tokens`] and [`SpawnedOrg::faults`]. With `config.tls` set, it serves HTTPS
+/// with its own generated CA, written to `tls.ca_pem_path` before this returns
+/// ([`wiring`](super::wiring) shares one CA with the Pub/Sub server instead).
 pub async fn spawn_for_tests(
     config: SalesforceConfig,
     listen: SocketAddr,
@@ -135,21 +138,64 @@ pub async fn spawn_for_tests(
     sink: Arc<dyn ChangeSink>,
     faults: Arc<SalesforceFaults>,
 ) -> anyhow::Result<SpawnedOrg> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = bind(listen).await?;
+    let Some(tls_config) = config.tls.clone() else {
+        return spawn_on(config, listener, clock, sink, faults, None);
+    };
+    let hosts = super::tls::certificate_hosts(
+        &tls_config.hosts,
+        &[listener.local_addr()?],
+        config.instance_url.as_deref(),
+    );
+    let tls = GeneratedTls::generate(&hosts)?;
+    let org = spawn_on(config, listener, clock, sink, faults, Some(&tls))?;
+    if let Err(e) = tls.write_ca(&tls_config.ca_pem_path) {
+        org.server.abort();
+        return Err(e);
+    }
+    Ok(org)
+}
+
+/// Binds the OAuth/REST/admin listener.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding the Salesforce listener on {listen}"))?;
+        .with_context(|| format!("binding the Salesforce listener on {listen}"))
+}
+
+/// Serves OAuth/REST/admin on a bound listener, over TLS with `tls`'s certificate if given
+/// (the caller writes its CA file).
+pub fn spawn_on(
+    config: SalesforceConfig,
+    listener: tokio::net::TcpListener,
+    clock: SandboxClock,
+    sink: Arc<dyn ChangeSink>,
+    faults: Arc<SalesforceFaults>,
+    tls: Option<&GeneratedTls>,
+) -> anyhow::Result<SpawnedOrg> {
     let addr = listener.local_addr().context("reading the bound address")?;
-    let state = build_state(config, addr, clock, sink, faults)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let state = build_state(config, addr, scheme, clock, sink, faults)?;
     let shared = state.clone();
     let app = router(state);
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the Salesforce HTTP server stopped");
+    let server = match tls {
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the Salesforce HTTP server stopped");
+            }
+        }),
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls.rustls_config()?)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the Salesforce HTTPS server stopped");
+                }
+            })
         }
-    });
+    };
     Ok(SpawnedOrg {
         addr,
-        base_url: format!("http://{addr}"),
+        base_url: format!("{scheme}://{addr}"),
         org: shared.org.clone(),
         tokens: shared.tokens.clone(),
         faults: shared.faults.clone(),
@@ -160,6 +206,7 @@ pub async fn spawn_for_tests(
 fn build_state(
     config: SalesforceConfig,
     addr: SocketAddr,
+    scheme: &str,
     clock: SandboxClock,
     sink: Arc<dyn ChangeSink>,
     faults: Arc<SalesforceFaults>,
@@ -177,7 +224,7 @@ fn build_state(
     let instance_url = config
         .instance_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_string();
     Ok(SfState(Arc::new(SfShared {

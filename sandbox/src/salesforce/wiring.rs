@@ -3,6 +3,8 @@
 //! through the small adapters below (the Pub/Sub module declares its own `AccessTokens` and
 //! `StreamFaults` traits).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use super::changes::{ChangeSink, ChangeType, CommittedTransaction};
 use super::config::SalesforceConfig;
 use super::faults::SalesforceFaults;
 use super::pubsub::{self, PubSubSettings, StreamFaults};
-use super::server::spawn_for_tests;
+use super::{server, tls};
 use crate::clock::SandboxClock;
 
 /// The org's sessions as the Pub/Sub server asks for them.
@@ -48,6 +50,12 @@ impl StreamFaults for SalesforceFaults {
         self.snapshot()
             .replay_retention_secs
             .map(Duration::from_secs)
+    }
+    fn take_call_unavailable(&self) -> bool {
+        self.take_pubsub_unavailable()
+    }
+    fn service_unavailable(&self) -> bool {
+        self.snapshot().pubsub_unavailable
     }
 }
 
@@ -104,57 +112,110 @@ pub async fn run(
     config: SalesforceConfig,
     clock: SandboxClock,
 ) -> anyhow::Result<()> {
-    let (faults, bus, sink) = bus_and_sink(&clock)?;
-    let org = spawn_for_tests(config, opts.listen, clock.clone(), sink, faults.clone()).await?;
-    tracing::info!(addr = %org.addr, org_id = %org.org.org_id, "Salesforce org listening (OAuth, REST, admin)");
-    let settings = PubSubSettings {
-        faults: faults.clone(),
-        ..PubSubSettings::default()
-    };
-    let tokens = Arc::new(PubSubTokens(org.tokens.clone()));
-    let pubsub = pubsub::serve(opts.pubsub_listen, bus, tokens, settings, clock);
+    let full = start(config, opts.listen, opts.pubsub_listen, clock).await?;
+    tracing::info!(
+        addr = %full.http.addr,
+        base_url = %full.http.base_url,
+        org_id = %full.http.org.org_id,
+        "Salesforce org listening (OAuth, REST, admin)"
+    );
+    if let Some(ca) = &full.ca_pem_path {
+        tracing::info!(path = %ca.display(), "TLS on both listeners; trust this CA certificate");
+    }
     tokio::select! {
-        r = org.server => {
+        r = full.http.server => {
             r.context("the Salesforce HTTP server crashed")?;
             anyhow::bail!("the Salesforce HTTP server stopped")
         }
-        r = pubsub => r.context("the Pub/Sub API server stopped"),
+        r = full.pubsub => r
+            .context("the Pub/Sub API server crashed")?
+            .context("the Pub/Sub API server stopped"),
     }
 }
 
 /// A whole org in-process: OAuth/REST/admin on `127.0.0.1:0` and the Pub/Sub API on another
 /// `127.0.0.1:0` port, sharing sessions, faults and the event bus (end-to-end tests of the
-/// connector).
+/// connector). With `config.tls`, both serve TLS with one generated CA.
 pub struct FullOrg {
     pub http: super::SpawnedOrg,
     pub bus: Arc<EventBus>,
     pub pubsub_addr: std::net::SocketAddr,
     pub pubsub: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// With TLS: where the CA certificate was written (before [`spawn_full_for_tests`]
+    /// returned).
+    pub ca_pem_path: Option<PathBuf>,
 }
 
 pub async fn spawn_full_for_tests(
     config: SalesforceConfig,
     clock: SandboxClock,
 ) -> anyhow::Result<FullOrg> {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
+    start(config, any, any, clock).await
+}
+
+/// Binds both listeners, then (with TLS) generates the certificate for both and writes the CA
+/// file once both are accepting, so a client that waits for the file can connect at once.
+async fn start(
+    config: SalesforceConfig,
+    http_listen: SocketAddr,
+    pubsub_listen: SocketAddr,
+    clock: SandboxClock,
+) -> anyhow::Result<FullOrg> {
     let (faults, bus, sink) = bus_and_sink(&clock)?;
-    let http = spawn_for_tests(
+    let http_listener = server::bind(http_listen).await?;
+    let pubsub_listener = tokio::net::TcpListener::bind(pubsub_listen)
+        .await
+        .with_context(|| format!("binding the Pub/Sub API to {pubsub_listen}"))?;
+    let pubsub_addr = pubsub_listener.local_addr()?;
+    let tls = match &config.tls {
+        None => None,
+        Some(t) => {
+            let hosts = tls::certificate_hosts(
+                &t.hosts,
+                &[http_listener.local_addr()?, pubsub_addr],
+                config.instance_url.as_deref(),
+            );
+            Some((tls::GeneratedTls::generate(&hosts)?, t.ca_pem_path.clone()))
+        }
+    };
+    let http = server::spawn_on(
         config,
-        "127.0.0.1:0".parse().expect("literal address"),
+        http_listener,
         clock.clone(),
         sink,
         faults.clone(),
-    )
-    .await?;
+        tls.as_ref().map(|(g, _)| g),
+    )?;
     let settings = PubSubSettings {
         faults,
         ..PubSubSettings::default()
     };
     let tokens = Arc::new(PubSubTokens(http.tokens.clone()));
-    let (pubsub_addr, pubsub) = pubsub::spawn_local(bus.clone(), tokens, settings, clock).await?;
+    let pubsub = pubsub::spawn_on(
+        pubsub_listener,
+        tls.as_ref().map(|(g, _)| g.tonic_config()),
+        bus.clone(),
+        tokens,
+        settings,
+        clock,
+    );
+    let ca_pem_path = match tls {
+        None => None,
+        Some((generated, path)) => {
+            if let Err(e) = generated.write_ca(&path) {
+                http.server.abort();
+                pubsub.abort();
+                return Err(e);
+            }
+            Some(path)
+        }
+    };
     Ok(FullOrg {
         http,
         bus,
         pubsub_addr,
         pubsub,
+        ca_pem_path,
     })
 }

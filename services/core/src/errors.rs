@@ -136,6 +136,37 @@ catalog! {
     SourceFieldMissing = "SFJ-5005", User, retryable: false,
         "the record lacks a field the mapping reads",
         fix: "the source schema has no such field: correct the field name in the mapping, then replay";
+
+    // 6xxx: salesforce-source.
+    SalesforcePayloadUndecodable = "SFJ-6001", External, retryable: false,
+        "a Change Data Capture event does not decode with the schema Salesforce named for it",
+        fix: "the DLQ record holds the raw payload and schema id; report it to Salesforce support, then backfill the record";
+    SalesforceReplayInvalid = "SFJ-6002", User, retryable: false,
+        "Salesforce rejected the stored replay id (older than the 72 h retention, or the org moved)",
+        fix: "run a backfill of the entity, then restart with salesforce_source.on_invalid_replay: latest (or earliest)";
+    SalesforceLoginFailed = "SFJ-6003", User, retryable: false,
+        "Salesforce refused the OAuth login of the source",
+        fix: "check salesforce_source.login_url and auth (consumer key, secret or key, run-as user, connected app policies)";
+    SalesforceSchemaUnusable = "SFJ-6004", External, retryable: false,
+        "a change-event schema from GetSchema cannot be parsed or registered",
+        fix: "the DLQ record names the schema id; check the registry's compatibility rule for the subject, then backfill";
+
+    // 7xxx: jira-source (Jira webhooks and JQL polling).
+    JiraWebhookMalformed = "SFJ-7001", User, retryable: false,
+        "a Jira webhook delivery's body is not a JSON object",
+        fix: "the raw body is in jira-source.dlq; check what posts to /webhooks/jira (a proxy rewriting bodies?)";
+    JiraEventUnusable = "SFJ-7002", User, retryable: false,
+        "a Jira event lacks what the canonical record needs (issue id, key, project, type or timestamps)",
+        fix: "the delivery is in jira-source.dlq; check the webhook is not registered with excludeBody, then replay";
+    JiraSignatureInvalid = "SFJ-7003", User, retryable: false,
+        "a webhook delivery was unsigned or its X-Hub-Signature did not match (answered 401)",
+        fix: "set jira_source.webhook_secret to the admin webhook's secret; repeated failures from unknown senders are probes";
+    JiraPollFailed = "SFJ-7004", External, retryable: true,
+        "a JQL poll cycle failed (Jira unreachable, 5xx, or the 429 retry budget spent)",
+        fix: "check the site's status; the next cycle resumes from the watermark committed with the last records";
+    JiraAuthRejected = "SFJ-7005", User, retryable: false,
+        "Jira answered 401 or 403 to the integration account",
+        fix: "check jira_source.email and jira_source.api_token (API tokens expire after at most a year)";
 }
 
 impl fmt::Display for ErrorCode {

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`cdc_bitmap`]: Salesforce CDC field bitmaps (`changedFields` …) ↔ field names, from the
+//!   change-event Avro schema alone.
 //! - [`command`]: the commands the transformer sends the sinks, and their Avro form.
 //! - [`config`]: the deployment YAML plus `SFJIRA_…` environment overrides, validated at start;
 //!   secrets come from the environment or files and are redacted everywhere.
@@ -22,6 +24,7 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics` on one port, the same for every service.
 
 pub mod avro;
+pub mod cdc_bitmap;
 pub mod command;
 pub mod config;
 pub mod dlq;

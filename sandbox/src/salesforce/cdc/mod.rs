@@ -2,8 +2,8 @@
 //! org's committed transactions into change events on replayable channels (issue #3).
 //!
 //! - [`schema`]: an object's change-event Avro schema and its id.
-//! - [`bitmap`]: `changedFields`/`nulledFields`/`diffFields` encoding and decoding; depends
-//!   only on an Avro schema (salesforce-source reuses it).
+//! - [`bitmap`]: `changedFields`/`nulledFields`/`diffFields` encoding and decoding
+//!   (re-exported from `sfjira_core::cdc_bitmap`, shared with salesforce-source).
 //! - [`payload`]: one event's Avro datum.
 //! - [`log`]: a channel's retained events and replay ids.
 //! - [`bus`]: [`EventBus`], the org's [`ChangeSink`](crate::salesforce::changes::ChangeSink).

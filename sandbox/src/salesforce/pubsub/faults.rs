@@ -13,6 +13,15 @@ pub trait StreamFaults: Send + Sync {
     fn suppress_keepalives(&self) -> bool;
     /// Replay retention instead of the bus's configured one.
     fn replay_retention(&self) -> Option<Duration>;
+    /// Asked when an RPC starts: whether it fails `service.unavailable` (may consume a
+    /// one-shot failure).
+    fn take_call_unavailable(&self) -> bool {
+        self.service_unavailable()
+    }
+    /// Whether the service is down now: open Subscribe streams end `service.unavailable`.
+    fn service_unavailable(&self) -> bool {
+        false
+    }
 }
 
 /// Standalone fault settings (tests; the binary uses the org's shared ones).
@@ -26,6 +35,8 @@ pub struct PubSubFaultSettings {
     pub drop_streams_after_events: Option<u32>,
     pub suppress_keepalives: bool,
     pub replay_retention: Option<Duration>,
+    /// The service is down (see [`StreamFaults::service_unavailable`]).
+    pub service_unavailable: bool,
 }
 
 impl PubSubFaults {
@@ -51,5 +62,8 @@ impl StreamFaults for PubSubFaults {
     }
     fn replay_retention(&self) -> Option<Duration> {
         self.get().replay_retention
+    }
+    fn service_unavailable(&self) -> bool {
+        self.get().service_unavailable
     }
 }

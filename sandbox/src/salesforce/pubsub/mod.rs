@@ -116,6 +116,20 @@ pub async fn spawn_local(
     Ok((addr, handle))
 }
 
+/// Starts a server on an already bound listener in the background with TLS settings made by
+/// the caller (the org's [`wiring`](crate::salesforce::wiring) shares one generated CA between
+/// REST and Pub/Sub); `settings.tls` is not used.
+pub fn spawn_on(
+    listener: TcpListener,
+    tls: Option<ServerTlsConfig>,
+    bus: Arc<EventBus>,
+    tokens: Arc<dyn AccessTokens>,
+    settings: PubSubSettings,
+    clock: SandboxClock,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(run(listener, tls, bus, tokens, settings, clock))
+}
+
 fn tls_config(settings: &PubSubSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
     settings
         .tls

@@ -32,7 +32,13 @@ pub struct PubSubService {
 }
 
 impl PubSubService {
+    /// Admits a call: fails it while the `service.unavailable` fault says the service is down
+    /// (before authentication: a service that is down checks nothing), then checks its
+    /// credentials.
     fn auth<T>(&self, req: &Request<T>, rpc_id: &str, rpc: &str) -> Result<Session, Status> {
+        if self.faults.take_call_unavailable() {
+            return Err(status::service_unavailable(rpc_id, rpc));
+        }
         // The retention fault applies to every call that resolves replay ids.
         let retention = self
             .faults

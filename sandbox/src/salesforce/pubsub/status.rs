@@ -57,6 +57,21 @@ pub fn unauthenticated(rpc_id: &str, rpc: &str) -> Status {
     )
 }
 
+/// The service is down. Status `INTERNAL` (13), message and metadata exactly as captured from
+/// the live service on a Subscribe stream (pozil/pub-sub-api-node-client#52, reference §1.5):
+/// `{"code":13,"details":"The service is unavailable. Try again later. rpcId: …",
+/// "metadata":{"error-code":["sfdc.platform.eventbus.grpc.service.unavailable"],…}}`. The
+/// official Java sample waits 5 s and resubscribes on it (`genericpubsub/Subscribe.java`).
+pub fn service_unavailable(rpc_id: &str, rpc: &str) -> Status {
+    error(
+        Code::Internal,
+        SERVICE_UNAVAILABLE,
+        "The service is unavailable. Try again later.",
+        rpc_id,
+        rpc,
+    )
+}
+
 pub fn topic_not_found(topic: &str, rpc_id: &str, rpc: &str) -> Status {
     error(
         Code::NotFound,

@@ -11,6 +11,8 @@
 //! - With no demand pending, the client must send a FetchRequest within `idle_timeout`, or the
 //!   stream ends (the sandbox ends it with status OK: what the real server sends is
 //!   unverified).
+//! - While the `service.unavailable` fault is on, the stream ends with that error within
+//!   [`FAULT_POLL`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,8 @@ use crate::salesforce::cdc::{EventBus, PositionError};
 /// The cap on pending demand per Subscribe call.
 pub const MAX_PENDING: i32 = 100;
 const RPC: &str = "Subscribe";
+/// How often an open stream re-reads the `service.unavailable` fault while nothing happens.
+const FAULT_POLL: Duration = Duration::from_millis(200);
 
 pub(crate) struct Subscription {
     pub bus: Arc<EventBus>,
@@ -80,7 +84,16 @@ impl Subscription {
         let mut last_sent = Instant::now();
         let mut last_request = Instant::now();
         let (mut drop_limit, mut drop_budget): (Option<u32>, Option<u32>) = (None, None);
+        // Wakes the loop now and then so a `service.unavailable` fault ends an idle stream
+        // promptly (wall time; a cheap re-check when nothing changed).
+        let mut fault_poll = tokio::time::interval(FAULT_POLL);
+        fault_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Fault: the service went down; open streams end with `service.unavailable`, as
+            // the live service ends them (pozil/pub-sub-api-node-client#52).
+            if self.faults.service_unavailable() {
+                return Err(status::service_unavailable(&self.rpc_id, RPC));
+            }
             // Fault: the stream is dropped after this many more events (counted from when the
             // knob was set or changed).
             let limit = self.faults.drop_streams_after_events();
@@ -175,6 +188,7 @@ impl Subscription {
                     last_sent = Instant::now();
                 }
                 _ = tokio::time::sleep_until(idle_at), if pending == 0 => return Ok(()),
+                _ = fault_poll.tick() => {}
                 _ = self.tx.closed() => return Ok(()),
             }
         }

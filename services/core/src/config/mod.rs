@@ -62,6 +62,8 @@
 
 mod env;
 mod error;
+mod jira_source;
+mod salesforce_source;
 mod secret;
 mod sections;
 #[cfg(test)]
@@ -74,6 +76,10 @@ use figment::Figment;
 use figment::providers::{Format, Yaml};
 
 pub use error::ConfigError;
+pub use jira_source::{JiraOAuthConfig, JiraSourceConfig};
+pub use salesforce_source::{
+    AuthKind, OnInvalidReplay, SalesforceAuth, SalesforceSourceConfig, StartFrom,
+};
 pub use secret::Secret;
 pub use sections::{
     HttpConfig, KafkaConfig, LogFormat, RegistryConfig, ServiceConfig, SfjiraConfig,

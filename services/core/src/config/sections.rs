@@ -31,6 +31,12 @@ pub struct SfjiraConfig {
     /// The transformer (only the transformer reads it).
     #[serde(default)]
     pub transformer: Option<TransformerConfig>,
+    /// jira-source (only jira-source reads it); see `jira_source.rs`.
+    #[serde(default)]
+    pub jira_source: Option<super::JiraSourceConfig>,
+    /// salesforce-source (only salesforce-source reads it); see `salesforce_source.rs`.
+    #[serde(default)]
+    pub salesforce_source: Option<super::SalesforceSourceConfig>,
 }
 
 impl SfjiraConfig {
@@ -47,6 +53,12 @@ impl SfjiraConfig {
         self.telemetry.validate()?;
         if let Some(t) = &self.transformer {
             t.validate()?;
+        }
+        if let Some(s) = &self.salesforce_source {
+            s.validate()?;
+        }
+        if let Some(j) = &self.jira_source {
+            j.validate()?;
         }
         Ok(())
     }

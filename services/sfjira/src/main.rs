@@ -3,6 +3,7 @@
 mod dlq;
 mod doctor;
 mod mapping;
+mod mapping_live;
 mod status;
 mod topics;
 
@@ -85,9 +86,18 @@ enum Command {
 #[derive(Subcommand)]
 enum MappingCommand {
     /// Validates a mapping file; every problem is listed with file:line and a fix (exit 2).
+    /// With --salesforce-url / --jira-url, also checks it against that org and site (objects,
+    /// fields, external ids, restricted picklists, projects, issue types); credentials come
+    /// from SFJIRA_CHECK_* environment variables (see docs/mapping.md).
     Check {
         #[arg(long, env = "SFJIRA_MAPPING", default_value = "config/mapping.yaml")]
         mapping: PathBuf,
+        /// The org's instance URL (e.g. https://acme.my.salesforce.com, or the sandbox's).
+        #[arg(long)]
+        salesforce_url: Option<String>,
+        /// The Jira site's URL (e.g. https://acme.atlassian.net, or the sandbox's).
+        #[arg(long)]
+        jira_url: Option<String>,
     },
     /// Runs the mapping on one source record (JSON file, or - for stdin) and prints the
     /// commands it would produce, or the error and code it would dead-letter with (exit 2).
@@ -126,8 +136,19 @@ fn main() -> ExitCode {
         }),
         Command::Doctor => run(&cli.config, |cfg| async move { doctor::run(&cfg).await }),
         Command::Mapping {
-            command: MappingCommand::Check { mapping: path },
-        } => mapping::check(&path),
+            command:
+                MappingCommand::Check {
+                    mapping: path,
+                    salesforce_url,
+                    jira_url,
+                },
+        } => {
+            let endpoints = mapping_live::Endpoints {
+                salesforce_url,
+                jira_url,
+            };
+            mapping::check(&path, &endpoints)
+        }
         Command::Mapping {
             command:
                 MappingCommand::Preview {

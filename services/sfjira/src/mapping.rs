@@ -15,8 +15,11 @@ use crate::Output;
 /// Exit code for an invalid mapping or a record that would be dead-lettered.
 const INVALID: u8 = 2;
 
-pub fn check(path: &Path) -> ExitCode {
+pub fn check(path: &Path, live: &crate::mapping_live::Endpoints) -> ExitCode {
     match Mapping::load(path) {
+        Ok(m) if live.salesforce_url.is_some() || live.jira_url.is_some() => {
+            check_live(path, &m, live)
+        }
         Ok(m) => {
             println!("{}: valid, {} flow(s)", path.display(), m.flows.len());
             for f in &m.flows {
@@ -37,6 +40,40 @@ pub fn check(path: &Path) -> ExitCode {
         Err(errors) => {
             eprint!("{errors}");
             ExitCode::from(INVALID)
+        }
+    }
+}
+
+fn check_live(path: &Path, mapping: &Mapping, live: &crate::mapping_live::Endpoints) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(crate::mapping_live::check(mapping, live)) {
+        Ok(findings) if findings.is_empty() => {
+            let against: Vec<&str> = [live.salesforce_url.as_deref(), live.jira_url.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            println!(
+                "{}: valid, {} flow(s), and consistent with {}",
+                path.display(),
+                mapping.flows.len(),
+                against.join(" and ")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(findings) => {
+            eprintln!(
+                "{}: {} problem(s) against the live metadata:",
+                path.display(),
+                findings.len()
+            );
+            for f in findings {
+                eprintln!("  flow {}: {}: {}", f.flow, f.what, f.problem);
+            }
+            ExitCode::from(INVALID)
+        }
+        Err(e) => {
+            eprintln!("sfjira: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -329,8 +329,8 @@ async fn records_become_commands_or_dead_letters_exactly_once_and_replay_gives_t
     );
     assert_eq!(a.fields["duedate"].value, serde_json::json!("2026-12-15"));
     assert_eq!(
-        by_key["006F"].fields["Deal Size"].value,
-        serde_json::json!({"value": "Large"})
+        by_key["006F"].fields["Customer Tier"].value,
+        serde_json::json!({"value": "Gold"})
     );
 
     let dlq = stack.dead_letters().await;

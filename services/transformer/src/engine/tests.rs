@@ -97,7 +97,7 @@ fn a_won_opportunity_becomes_a_story_under_its_accounts_epic() {
     assert_eq!(c.fields["summary"].value, json!("Acme — 500 seats"));
     assert_eq!(c.fields["duedate"].value, json!("2026-12-15"));
     assert_eq!(c.fields["Story Points"].value, json!(5.0));
-    assert_eq!(c.fields["Deal Size"].value, json!({"value": "Standard"}));
+    assert_eq!(c.fields["Customer Tier"].value, json!({"value": "Silver"}));
     assert_eq!(
         c.fields["description"].value["content"]
             .as_array()

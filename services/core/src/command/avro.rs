@@ -50,6 +50,7 @@ impl Command {
                     ("attach_to".into(), opt(&t.attach_to)),
                     ("external_id_field".into(), opt(&t.external_id_field)),
                     ("external_id".into(), opt(&t.external_id)),
+                    ("update_only".into(), Value::Boolean(t.update_only)),
                 ]),
             ),
             ("fields".into(), Value::Map(fields)),
@@ -117,6 +118,8 @@ impl Command {
                 attach_to: target.opt_string("attach_to")?,
                 external_id_field: target.opt_string("external_id_field")?,
                 external_id: target.opt_string("external_id")?,
+                // Absent in commands written before the field existed: false.
+                update_only: matches!(target.take("update_only"), Ok(Value::Boolean(true))),
             },
             fields,
             transition_to: match unwrap_union(r.take("transition_to")?) {
@@ -311,6 +314,7 @@ mod tests {
                 attach_to: None,
                 external_id_field: None,
                 external_id: None,
+                update_only: false,
             },
             fields: BTreeMap::from([
                 (

@@ -95,6 +95,8 @@ pub struct TargetRef {
     pub external_id_field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// Never create the target: update a linked (or external-id-matched) record, or skip.
+    pub update_only: bool,
 }
 
 /// A value with what the sink needs to apply it correctly.

@@ -346,6 +346,7 @@ impl Evaluator<'_, '_> {
             attach_to,
             external_id_field: t.external_id_field.clone(),
             external_id,
+            update_only: t.update_only,
         })
     }
 

@@ -184,6 +184,10 @@ fn jira_status_goes_back_through_a_value_table_in_batches() {
     assert_eq!(c.target.external_ref, "jira:PROJ-7");
     assert_eq!(c.target.external_id_field.as_deref(), Some("Jira_Key__c"));
     assert_eq!(c.target.external_id.as_deref(), Some("PROJ-7"));
+    assert!(
+        c.target.update_only,
+        "status goes back onto the linked opportunity only"
+    );
     assert_eq!(c.fields["Delivery_Status__c"].value, json!("In Progress"));
     assert_eq!(
         c.fields["Jira_Updated__c"].value,

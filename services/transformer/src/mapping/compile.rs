@@ -224,6 +224,7 @@ impl Compiler<'_> {
                 .external_id
                 .as_ref()
                 .and_then(|e| self.expr(e, &format!("{tpath}.external_id"))),
+            update_only: t.update_only,
         };
         // Reported at the flow's `to:`, which is what asks for the key.
         let mut require = |ok: bool, key: &str, fix: &str| {

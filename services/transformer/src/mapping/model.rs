@@ -158,6 +158,7 @@ pub struct Target {
     pub attach_to: Option<Expr>,
     pub external_id_field: Option<String>,
     pub external_id: Option<Expr>,
+    pub update_only: bool,
 }
 
 #[derive(Debug)]

@@ -68,6 +68,11 @@ pub struct RawTarget {
     pub external_id_field: Option<S>,
     /// CEL giving the external id value (default: the source record's key or id).
     pub external_id: Option<S>,
+    /// Never create the target record: update it when it exists (linked, or matched by
+    /// external id), otherwise skip. For flows that only feed back into records the other
+    /// flow created (Jira status back onto the Opportunity it came from).
+    #[serde(default)]
+    pub update_only: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,16 +3,20 @@
 //!
 //! Auth is an API token (Basic `email:token` against the site) or OAuth 2.0 (3LO, bearer tokens
 //! against `api.atlassian.com/ex/jira/<cloud id>`, see `oauth.rs`; a 401 drops the access token
-//! and the retry refreshes it). Every call goes through core's [`retry`] with
-//! full jitter: 429 and 503 wait at least what `Retry-After` (or, failing that,
-//! `X-RateLimit-Reset`) asks; other 5xx and connection failures back off exponentially; 401/403
-//! and other 4xx are final. Only reads are made, so retrying is always safe.
+//! and the retry refreshes it). Every request first takes a token from the process's shared
+//! [`JiraRateLimiter`] (`ratelimit.rs`: token bucket + shared pause). Every call goes through
+//! core's [`retry`] with full jitter: 429 and 503 wait at least what `Retry-After` (or, failing
+//! that, `X-RateLimit-Reset`) asks — and that wait is applied to every call through the shared
+//! limiter's pause; other 5xx and connection failures (and 429s without a hint) back off
+//! exponentially; 401/403 and other 4xx are final. Only reads are made, so retrying is always
+//! safe.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::oauth::{OAuth, OAuthError};
+use crate::ratelimit::JiraRateLimiter;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sfjira_core::config::{JiraSourceConfig, Secret};
@@ -122,6 +126,8 @@ pub struct JiraClient {
     base: String,
     auth: Auth,
     retry: RetryPolicy,
+    /// Shared by every call of the process.
+    limiter: Arc<JiraRateLimiter>,
     /// Custom field id → name on the site (`GET /field`), loaded on first need.
     names: Mutex<Option<HashMap<String, String>>>,
 }
@@ -133,7 +139,21 @@ pub struct SearchPage {
 }
 
 impl JiraClient {
+    /// A client with its own limiter built from `cfg` (`rate_limit_per_second`,
+    /// `rate_limit_burst`); every call made through this client (and the `Arc`s of it) shares it.
     pub fn new(cfg: &JiraSourceConfig) -> anyhow::Result<Self> {
+        let limiter = Arc::new(JiraRateLimiter::new(
+            cfg.rate_limit_per_second,
+            cfg.rate_limit_burst,
+        ));
+        Self::with_limiter(cfg, limiter)
+    }
+
+    /// A client sharing `limiter` with other clients of the process.
+    pub fn with_limiter(
+        cfg: &JiraSourceConfig,
+        limiter: Arc<JiraRateLimiter>,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.request_timeout_ms))
             .build()?;
@@ -150,8 +170,14 @@ impl JiraClient {
             base: cfg.site_url.trim_end_matches('/').to_string(),
             auth,
             retry: cfg.retry.clone(),
+            limiter,
             names: Mutex::new(None),
         })
+    }
+
+    /// The shared limiter every call goes through.
+    pub fn limiter(&self) -> &Arc<JiraRateLimiter> {
+        &self.limiter
     }
 
     async fn call(
@@ -187,6 +213,7 @@ impl JiraClient {
                 path: path.to_string(),
                 source,
             };
+            self.limiter.acquire().await;
             let resp = req.send().await.map_err(transport)?;
             let status = resp.status();
             if status.is_success() {
@@ -197,6 +224,13 @@ impl JiraClient {
                 o.invalidate().await;
             }
             let hint = hint(resp.headers());
+            if let Some(wait) = hint
+                && (status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE)
+            {
+                // Every call of the process waits, not just this one.
+                self.limiter.pause(wait);
+            }
             let mut body = resp.text().await.unwrap_or_default();
             body.truncate(500);
             Err(JiraError::Status {

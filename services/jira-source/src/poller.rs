@@ -15,8 +15,8 @@
 //! (`sfjira.checkpoints`, key `jira-source:poll:<project>`) — is one Kafka transaction.
 //!
 //! The first cycle without a watermark starts `poll_overlap_ms` before now: history before the
-//! source first ran is backfill's job (not built yet). Not seen by polling: deleted issues and
-//! comments (JQL does not return them). Worklogs come from their own feeds (`worklogs.rs`),
+//! source first ran is backfill's job (`backfill.rs`, `sfjira backfill jira`). Not seen by
+//! polling: deleted issues and comments (JQL does not return them). Worklogs come from their own feeds (`worklogs.rs`),
 //! polled after the projects in every cycle.
 
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ use crate::publisher::{Batch, Outcome, PublishError, Publisher, now_ms};
 use crate::state::Entity;
 
 /// The system fields the canonical record reads.
-const FIELDS: &[&str] = &[
+pub(crate) const FIELDS: &[&str] = &[
     "summary",
     "status",
     "priority",
@@ -200,7 +200,7 @@ impl Poller {
 }
 
 /// Candidates for one polled issue, in Jira's order.
-fn issue_candidates(
+pub(crate) fn issue_candidates(
     issue: &Value,
     first_sight: bool,
     names: &HashMap<String, String>,

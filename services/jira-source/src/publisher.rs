@@ -51,6 +51,8 @@ pub struct Batch {
     pub webhook: Option<(String, i64)>,
     /// Poll positions reached (name, epoch ms), committed with the batch.
     pub watermarks: Vec<(String, i64)>,
+    /// Backfill resume positions (project, position), committed with the batch.
+    pub backfills: Vec<(String, serde_json::Value)>,
     pub dead_letters: Vec<OutRecord>,
 }
 
@@ -199,6 +201,9 @@ impl Publisher {
             if live.state.watermark(name) != Some(*w) {
                 txn.watermark(name, *w);
             }
+        }
+        for (project, position) in batch.backfills {
+            txn.backfill(&project, position);
         }
         if live.last_expiry.elapsed() >= EXPIRY_EVERY {
             let cutoff = now_ms()

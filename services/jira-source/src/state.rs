@@ -12,6 +12,8 @@
 //!   entity. This is both the poller's deduplication (issue id + `updated` + changelog id) and
 //!   the per-issue ordering rule.
 //! - `jira-source:poll:<project>` → `{"watermark": ms}`: the poller's position.
+//! - `jira-source:backfill:<project>` → the backfill's resume position (`backfill.rs`), kept
+//!   as the JSON document backfill wrote.
 //!
 //! # Ordering (issue item 4): older-than-published is dropped here
 //!
@@ -108,6 +110,7 @@ pub struct State {
     entities: HashMap<String, Published>,
     webhooks: HashMap<String, i64>,
     watermarks: HashMap<String, i64>,
+    backfills: HashMap<String, serde_json::Value>,
 }
 
 impl State {
@@ -134,6 +137,14 @@ impl State {
                     if let Ok(v) = serde_json::from_slice::<Seen>(p) {
                         s.webhooks.insert(id.to_string(), v.at);
                     }
+                }
+                ("backfill", Some(p)) => {
+                    if let Ok(v) = serde_json::from_slice(p) {
+                        s.backfills.insert(id.to_string(), v);
+                    }
+                }
+                ("backfill", None) => {
+                    s.backfills.remove(id);
                 }
                 ("poll", Some(p)) => {
                     if let Ok(v) = serde_json::from_slice::<Watermark>(p) {
@@ -162,6 +173,11 @@ impl State {
         self.watermarks.get(project).copied()
     }
 
+    /// The backfill position of `project`, as written.
+    pub fn backfill(&self, project: &str) -> Option<&serde_json::Value> {
+        self.backfills.get(project)
+    }
+
     pub fn published(&self, e: &Entity) -> Option<Published> {
         self.entities.get(&e.key()).cloned()
     }
@@ -186,6 +202,7 @@ impl State {
         self.entities.extend(txn.entities);
         self.webhooks.extend(txn.webhooks);
         self.watermarks.extend(txn.watermarks);
+        self.backfills.extend(txn.backfills);
     }
 }
 
@@ -195,6 +212,7 @@ pub struct Txn {
     entities: BTreeMap<String, Published>,
     webhooks: BTreeMap<String, i64>,
     watermarks: BTreeMap<String, i64>,
+    backfills: BTreeMap<String, serde_json::Value>,
     tombstones: Vec<String>,
 }
 
@@ -249,6 +267,10 @@ impl Txn {
         self.watermarks.insert(project.to_string(), watermark);
     }
 
+    pub fn backfill(&mut self, project: &str, position: serde_json::Value) {
+        self.backfills.insert(project.to_string(), position);
+    }
+
     /// Tombstones for expired webhook identifiers.
     pub fn forget_webhooks(&mut self, identifiers: Vec<String>) {
         self.tombstones.extend(
@@ -262,6 +284,7 @@ impl Txn {
         self.entities.is_empty()
             && self.webhooks.is_empty()
             && self.watermarks.is_empty()
+            && self.backfills.is_empty()
             && self.tombstones.is_empty()
     }
 
@@ -284,6 +307,13 @@ impl Txn {
                 OutRecord::new(topic)
                     .key(format!("{PREFIX}poll:{p}"))
                     .payload(json(&Watermark { watermark: *w })),
+            );
+        }
+        for (p, v) in &self.backfills {
+            out.push(
+                OutRecord::new(topic)
+                    .key(format!("{PREFIX}backfill:{p}"))
+                    .payload(v.to_string()),
             );
         }
         for k in &self.tombstones {

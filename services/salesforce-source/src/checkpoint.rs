@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sfjira_core::kafka::{OutRecord, read_to_end};
 
@@ -49,7 +50,15 @@ impl Position {
 
 /// The last committed position of `channel`, if any.
 pub fn load(base: &ClientConfig, topic: &str, channel: &str) -> anyhow::Result<Option<Position>> {
-    let wanted = key(channel);
+    load_json(base, topic, &key(channel))
+}
+
+/// The last committed JSON value under `wanted` in `topic`, if any (a tombstone resets it).
+pub fn load_json<T: DeserializeOwned>(
+    base: &ClientConfig,
+    topic: &str,
+    wanted: &str,
+) -> anyhow::Result<Option<T>> {
     let messages = read_to_end(base, topic, &BTreeMap::new())
         .map_err(|e| anyhow::anyhow!("reading checkpoints from {topic}: {e}"))?;
     let mut last = None;
@@ -58,7 +67,7 @@ pub fn load(base: &ClientConfig, topic: &str, channel: &str) -> anyhow::Result<O
             continue;
         }
         last = match m.payload() {
-            Some(p) => Some(serde_json::from_slice::<Position>(p).map_err(|e| {
+            Some(p) => Some(serde_json::from_slice::<T>(p).map_err(|e| {
                 anyhow::anyhow!(
                     "checkpoint {wanted} at offset {} is not readable: {e}",
                     m.offset()

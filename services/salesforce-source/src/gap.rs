@@ -118,7 +118,7 @@ async fn overflow(
 }
 
 /// Puts `row`'s values into `change`, sets its change type to `plain` and marks it `gap`.
-fn fill(
+pub(crate) fn fill(
     change: &mut Change,
     row: Option<&Map<String, Json>>,
     top: &RecordSchema,
@@ -281,7 +281,7 @@ fn scalar(schema: &Schema, json: &Json) -> Option<Value> {
 }
 
 /// `2024-05-01T12:34:56.000+0000`, RFC 3339, or `2024-05-01` → epoch ms.
-fn epoch_ms(s: &str) -> Option<i64> {
+pub(crate) fn epoch_ms(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return Some(t.timestamp_millis());
     }

@@ -11,6 +11,8 @@
 //! - [`events`]: typed internal events (log line + metric together).
 //! - [`gap`]: gap events re-read over REST (SOQL by Id; `GAP_OVERFLOW` by `SystemModstamp`)
 //!   and published with the records' current state, marked `sfjira.gap-recovered`.
+//! - [`backfill`]: initial load / re-sync: paged SOQL by `SystemModstamp`, published as
+//!   snapshot records (`sfjira.snapshot: true`), each page committed with its resume position.
 //! - [`publish`]: Kafka records (key = record Id, value registered under `<topic>-value`).
 //! - [`checkpoint`]: the channel's position in `sfjira.checkpoints`.
 //! - [`runtime`]: one task per channel: subscribe, decode, produce and commit records with
@@ -18,6 +20,7 @@
 //! - [`proto`]: the generated Pub/Sub API client.
 
 pub mod auth;
+pub mod backfill;
 pub mod checkpoint;
 pub mod decode;
 pub mod enrich;
@@ -28,5 +31,4 @@ pub mod publish;
 pub mod pubsub;
 pub mod runtime;
 
-// Not built yet (issue #5), so nobody mistakes it for present:
-// - backfill / initial load (`sfjira backfill salesforce`, a start-up option), `make bench`.
+// Not built yet (issue #5), so nobody mistakes it for present: `make bench`.

@@ -15,7 +15,7 @@ use tonic::{Code, Request, Status, Streaming};
 
 use crate::auth::Session;
 use crate::proto::pub_sub_client::PubSubClient;
-use crate::proto::{FetchRequest, FetchResponse, ReplayPreset, SchemaRequest};
+use crate::proto::{FetchRequest, FetchResponse, ReplayPreset, SchemaRequest, TopicRequest};
 
 /// What went wrong on a call, sorted by what the runtime does about it.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,22 @@ pub async fn get_schema(
         session,
     )?;
     Ok(client.get_schema(req).await?.into_inner().schema_json)
+}
+
+/// `GetTopic`: the schema id of `topic` (a channel such as `/data/AccountChangeEvent`).
+pub async fn topic_schema_id(
+    channel: &Channel,
+    session: &Session,
+    topic: &str,
+) -> Result<String, PubSubError> {
+    let mut client = PubSubClient::new(channel.clone());
+    let req = with_auth(
+        TopicRequest {
+            topic_name: topic.to_string(),
+        },
+        session,
+    )?;
+    Ok(client.get_topic(req).await?.into_inner().schema_id)
 }
 
 /// Where a subscription starts.

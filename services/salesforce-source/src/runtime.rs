@@ -54,6 +54,9 @@ pub async fn run(
         .salesforce_source
         .clone()
         .context("the configuration has no salesforce_source section")?;
+    if settings.backfill_on_start {
+        crate::backfill::on_start(cfg, &settings).await?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for channel in &settings.channels {

@@ -1,5 +1,7 @@
 //! `sfjira`: the operator CLI. `main` parses arguments and hands each command to its module.
 
+mod backfill;
+mod backfill_salesforce;
 mod dlq;
 mod doctor;
 mod mapping;
@@ -73,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: MappingCommand,
     },
+    /// Initial loads and re-syncs from a source system (resumable).
+    Backfill {
+        #[command(subcommand)]
+        target: BackfillTarget,
+    },
     /// Checks Kafka and the registry, and proves an Avro record round trip through both.
     Doctor,
     /// Prints the error catalog: every code, whether it is retried, and what to do about it.
@@ -81,6 +88,17 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum BackfillTarget {
+    /// Loads a Jira project's issues into the canonical topics (origin POLL), page by page,
+    /// each page committed with its resume position; an interrupted run resumes.
+    Jira(backfill::JiraArgs),
+    /// Loads an entity's existing records into salesforce.cdc.<Entity> as snapshot records
+    /// (paged SOQL by SystemModstamp), each page committed with its resume position; an
+    /// interrupted run resumes, --restart starts over.
+    Salesforce(backfill_salesforce::SalesforceArgs),
 }
 
 #[derive(Subcommand)]
@@ -133,6 +151,16 @@ fn main() -> ExitCode {
             command: TopicsCommand::Apply { file, dry_run },
         } => run(&cli.config, |cfg| async move {
             topics::apply(&cfg, &file, dry_run).await
+        }),
+        Command::Backfill {
+            target: BackfillTarget::Jira(args),
+        } => run(&cli.config, |cfg| async move {
+            backfill::jira(&cfg, args).await
+        }),
+        Command::Backfill {
+            target: BackfillTarget::Salesforce(args),
+        } => run(&cli.config, |cfg| async move {
+            backfill_salesforce::run(&cfg, args).await
         }),
         Command::Doctor => run(&cli.config, |cfg| async move { doctor::run(&cfg).await }),
         Command::Mapping {

@@ -59,6 +59,14 @@ pub struct JiraSourceConfig {
     /// Per-request timeout towards Jira, in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Steady rate of Jira requests per second for the whole process (token bucket shared by
+    /// webhook changelog fetches, the poller, worklog feeds and backfill). Default 10, a tenth
+    /// of Jira's documented 100 requests/s burst limit, which every app on the tenant shares.
+    #[serde(default = "default_rate_limit_per_second")]
+    pub rate_limit_per_second: f64,
+    /// Largest burst of Jira requests above the steady rate (the bucket's size). Default 10.
+    #[serde(default = "default_rate_limit_burst")]
+    pub rate_limit_burst: u32,
     /// Retries of Jira calls (429 honours `Retry-After` / `X-RateLimit-Reset`; 5xx backs off).
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -116,6 +124,12 @@ fn default_poll_page_size() -> u32 {
 }
 fn default_dedupe_retention_hours() -> u64 {
     72
+}
+fn default_rate_limit_per_second() -> f64 {
+    10.0
+}
+fn default_rate_limit_burst() -> u32 {
+    10
 }
 fn default_request_timeout_ms() -> u64 {
     30_000
@@ -240,6 +254,20 @@ impl JiraSourceConfig {
                 "set a timeout in milliseconds, e.g. 30000",
             ));
         }
+        if !(self.rate_limit_per_second > 0.0 && self.rate_limit_per_second <= 100.0) {
+            return Err(ConfigError::invalid(
+                "jira_source.rate_limit_per_second",
+                format!("{} is out of range", self.rate_limit_per_second),
+                "use more than 0 and at most 100 (Jira's documented burst limit; default 10)",
+            ));
+        }
+        if self.rate_limit_burst == 0 {
+            return Err(ConfigError::invalid(
+                "jira_source.rate_limit_burst",
+                "must be > 0",
+                "allow at least one request at a time (default 10)",
+            ));
+        }
         self.retry.validate().map_err(|e| {
             ConfigError::invalid(
                 "jira_source.retry",
@@ -322,6 +350,14 @@ mod tests {
             (
                 format!("{BASE}  custom_fields: [story_points]\n"),
                 "jira_source.custom_fields",
+            ),
+            (
+                format!("{BASE}  rate_limit_per_second: 0\n"),
+                "jira_source.rate_limit_per_second",
+            ),
+            (
+                format!("{BASE}  rate_limit_burst: 0\n"),
+                "jira_source.rate_limit_burst",
             ),
         ];
         for (section, key) in cases {

@@ -51,6 +51,14 @@ pub struct SalesforceSourceConfig {
     /// only the changed ones (one API call per update event). Default off.
     #[serde(default)]
     pub enrich_full_state: bool,
+    /// Before subscribing, run the backfill (`sfjira backfill salesforce`) of each channel's
+    /// entity, resuming an interrupted one; a completed backfill is not repeated. Default off.
+    #[serde(default)]
+    pub backfill_on_start: bool,
+    /// A backfill stops (resumably, with a message) once `Sforce-Limit-Info` shows the org has
+    /// used more than this share (0–1) of its daily API requests. Default 0.5.
+    #[serde(default = "default_backfill_max_api_share")]
+    pub backfill_max_api_share: f64,
 }
 
 /// Where a channel without a checkpoint starts.
@@ -119,6 +127,9 @@ fn default_fetch_size() -> i32 {
 fn default_watchdog_secs() -> u64 {
     120
 }
+fn default_backfill_max_api_share() -> f64 {
+    0.5
+}
 fn default_source_batch_size() -> usize {
     500
 }
@@ -171,6 +182,13 @@ impl SalesforceSourceConfig {
                 "salesforce_source.watchdog_secs",
                 format!("{} is too short", self.watchdog_secs),
                 "use at least 5 seconds (default 120; keepalives come about every 60 s)",
+            ));
+        }
+        if !(self.backfill_max_api_share > 0.0 && self.backfill_max_api_share <= 1.0) {
+            return Err(ConfigError::invalid(
+                "salesforce_source.backfill_max_api_share",
+                format!("{} is out of range", self.backfill_max_api_share),
+                "use a share above 0 and at most 1 of the daily API allocation (default 0.5)",
             ));
         }
         if !(1..=10_000).contains(&self.batch_size) {

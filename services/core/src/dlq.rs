@@ -16,7 +16,7 @@
 use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 
 use crate::errors::StageError;
 use crate::kafka::{IdempotentProducer, OutRecord};
@@ -96,7 +96,7 @@ pub struct FailedRecord {
 }
 
 impl FailedRecord {
-    pub fn from_message(msg: &BorrowedMessage<'_>) -> Self {
+    pub fn from_message<M: Message>(msg: &M) -> Self {
         FailedRecord {
             topic: msg.topic().to_string(),
             partition: msg.partition(),

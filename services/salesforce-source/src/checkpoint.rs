@@ -5,13 +5,11 @@
 //! its end (`read_committed`, after its transactional producer has fenced any predecessor) and
 //! resumes after the last committed position.
 
-use std::collections::BTreeMap;
-
 use rdkafka::config::ClientConfig;
 use rdkafka::message::Message;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sfjira_core::kafka::{OutRecord, read_to_end};
+use sfjira_core::kafka::{OutRecord, latest_by_key};
 
 /// The checkpoint topic's base name (before `kafka.topic_prefix`).
 pub const TOPIC: &str = "sfjira.checkpoints";
@@ -59,24 +57,18 @@ pub fn load_json<T: DeserializeOwned>(
     topic: &str,
     wanted: &str,
 ) -> anyhow::Result<Option<T>> {
-    let messages = read_to_end(base, topic, &BTreeMap::new())
+    let latest = latest_by_key(base, topic)
         .map_err(|e| anyhow::anyhow!("reading checkpoints from {topic}: {e}"))?;
-    let mut last = None;
-    for m in messages {
-        if m.key() != Some(wanted.as_bytes()) {
-            continue;
-        }
-        last = match m.payload() {
-            Some(p) => Some(serde_json::from_slice::<T>(p).map_err(|e| {
-                anyhow::anyhow!(
-                    "checkpoint {wanted} at offset {} is not readable: {e}",
-                    m.offset()
-                )
-            })?),
-            None => None, // a tombstone resets the position
-        };
-    }
-    Ok(last)
+    let Some(m) = latest.get(wanted) else {
+        return Ok(None); // never written, or reset by a tombstone
+    };
+    let payload = m.payload().unwrap_or_default();
+    serde_json::from_slice::<T>(payload).map(Some).map_err(|e| {
+        anyhow::anyhow!(
+            "checkpoint {wanted} at offset {} is not readable: {e}",
+            m.offset()
+        )
+    })
 }
 
 pub fn hex(bytes: &[u8]) -> String {

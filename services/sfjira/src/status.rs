@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sfjira_core::config::SfjiraConfig;
-use sfjira_core::kafka::{client_config, read_to_end, topic_name};
+use sfjira_core::kafka::{client_config, latest_by_key, topic_name};
 use sfjira_core::topics;
 
 use crate::Output;
@@ -174,29 +174,21 @@ pub fn consumer_lag(
 async fn checkpoints(cfg: &SfjiraConfig) -> anyhow::Result<Vec<Checkpoint>> {
     let base = client_config(&cfg.kafka);
     let topic = topic_name(&cfg.kafka, CHECKPOINT_TOPIC);
-    let records =
-        match tokio::task::spawn_blocking(move || read_to_end(&base, &topic, &BTreeMap::new()))
-            .await?
-        {
-            Ok(r) => r,
-            Err(_) => return Ok(Vec::new()), // no checkpoint topic yet
-        };
-    let mut latest: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
-    for m in records {
-        let Some(key) = m.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
-            continue;
-        };
-        if m.payload().is_none() {
-            latest.remove(&key); // a tombstone: the checkpoint was reset
-            continue;
-        }
-        latest.insert(
-            key,
-            m.timestamp()
-                .to_millis()
-                .and_then(DateTime::from_timestamp_millis),
-        );
-    }
+    let latest = match tokio::task::spawn_blocking(move || latest_by_key(&base, &topic)).await? {
+        Ok(l) => l,
+        Err(_) => return Ok(Vec::new()), // no checkpoint topic yet
+    };
+    let latest: BTreeMap<String, Option<DateTime<Utc>>> = latest
+        .into_iter()
+        .map(|(key, m)| {
+            (
+                key,
+                m.timestamp()
+                    .to_millis()
+                    .and_then(DateTime::from_timestamp_millis),
+            )
+        })
+        .collect();
     let now = Utc::now();
     Ok(latest
         .into_iter()

@@ -25,7 +25,7 @@ pub mod transaction;
 
 pub use consumer::{KafkaConsumer, OffsetTracker};
 pub use producer::IdempotentProducer;
-pub use reader::read_to_end;
+pub use reader::{latest_by_key, read_to_end};
 pub use record::OutRecord;
 pub use transaction::{TransactionalProducer, TxnError};
 

@@ -79,3 +79,24 @@ pub fn read_to_end(
     out.sort_by_key(|m| (m.partition(), m.offset()));
     Ok(out)
 }
+
+/// The latest record per key of a compacted topic (`sfjira.checkpoints`), read to its current
+/// end; a tombstone removes its key. What every reader of positions and checkpoints needs,
+/// so each does not scan and fold the topic its own way.
+pub fn latest_by_key(
+    base: &ClientConfig,
+    topic: &str,
+) -> Result<BTreeMap<String, OwnedMessage>, KafkaError> {
+    let mut latest = BTreeMap::new();
+    for m in read_to_end(base, topic, &BTreeMap::new())? {
+        let Some(key) = m.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+            continue;
+        };
+        if m.payload().is_none() {
+            latest.remove(&key);
+        } else {
+            latest.insert(key, m);
+        }
+    }
+    Ok(latest)
+}

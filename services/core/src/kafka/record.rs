@@ -4,7 +4,7 @@
 //! sends it later (inside a transaction, after a retry, into a DLQ), so stages pass this owned
 //! form around and borrow it only at the moment of sending.
 
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,22 +61,23 @@ impl OutRecord {
     }
 
     /// A copy of a consumed message (key, value, headers, timestamp), addressed to `topic`.
-    pub fn copy_of(msg: &BorrowedMessage<'_>, topic: impl Into<String>) -> Self {
+    pub fn copy_of<M: Message>(msg: &M, topic: impl Into<String>) -> Self {
         OutRecord {
             topic: topic.into(),
             partition: None,
             key: msg.key().map(<[u8]>::to_vec),
             payload: msg.payload().map(<[u8]>::to_vec),
-            headers: msg
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            headers: msg.headers().map(Self::header_list).unwrap_or_default(),
             timestamp: msg.timestamp().to_millis(),
         }
+    }
+
+    /// Kafka headers as this record keeps them (name, value), in order.
+    pub fn header_list<H: Headers>(headers: &H) -> Vec<(String, Option<Vec<u8>>)> {
+        headers
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+            .collect()
     }
 
     /// The headers in rdkafka's form.

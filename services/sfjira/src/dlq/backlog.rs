@@ -14,7 +14,7 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use serde::{Deserialize, Serialize};
 use sfjira_core::config::SfjiraConfig;
 use sfjira_core::dlq;
-use sfjira_core::kafka::{client_config, read_to_end, topic_name};
+use sfjira_core::kafka::{client_config, latest_by_key, read_to_end, topic_name};
 
 /// The stages that have a DLQ, in pipeline order.
 pub const STAGES: &[&str] = &[
@@ -148,13 +148,8 @@ pub async fn load_checkpoint(
     let base = client_config(&cfg.kafka);
     let topic = topic_name(&cfg.kafka, CHECKPOINT_TOPIC);
     let key = ReplayCheckpoint::key(dlq_topic);
-    let records =
-        tokio::task::spawn_blocking(move || read_to_end(&base, &topic, &BTreeMap::new())).await??;
-    let latest = records
-        .iter()
-        .rev()
-        .find(|m| m.key() == Some(key.as_bytes()));
-    match latest.and_then(|m| m.payload()) {
+    let mut latest = tokio::task::spawn_blocking(move || latest_by_key(&base, &topic)).await??;
+    match latest.remove(&key).as_ref().and_then(|m| m.payload()) {
         Some(bytes) => serde_json::from_slice(bytes)
             .map_err(|e| anyhow::anyhow!("checkpoint {key} is not readable: {e}")),
         None => Ok(ReplayCheckpoint::default()), // never replayed, or a tombstone (reset)

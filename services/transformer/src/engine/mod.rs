@@ -66,7 +66,7 @@ impl Mapping {
         let flows: Vec<&Flow> = self
             .flows
             .iter()
-            .filter(|f| f.from.to_string() == record.source)
+            .filter(|f| f.from.names(&record.source))
             .collect();
         if flows.is_empty() {
             return RecordOutcome::Unmapped;

@@ -29,6 +29,18 @@ pub struct Endpoint {
     pub entity: String,
 }
 
+impl Endpoint {
+    /// Whether `source` (`salesforce.Opportunity`, `jira.issue`) is this endpoint; no
+    /// allocation, as it runs for every flow of every record.
+    pub fn names(&self, source: &str) -> bool {
+        let system = match self.system {
+            System::Salesforce => "salesforce",
+            System::Jira => "jira",
+        };
+        source.split_once('.') == Some((system, self.entity.as_str()))
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.system, self.entity)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use sfjira_core::avro::{AvroCodec, WriterSchema};
 use sfjira_core::command::{Command, CommandKind, System};
 use sfjira_core::dlq::{Attempts, DlqRouter, FailedAt, FailedRecord};
@@ -73,12 +73,18 @@ impl Preparer {
         let decoded = match self.codec.decode(payload).await {
             Ok(d) => d,
             Err(err) if err.retryable() => return Err(Retryable(err.to_string())),
-            Err(err) => return self.dead_letter(msg, &err, FailedAt::ValueConverter, out),
+            Err(err) => {
+                self.dead_letter(msg, &err, FailedAt::ValueConverter, out);
+                return Ok(());
+            }
         };
         let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned());
         let record = match input::source_record(msg.topic(), key.as_deref(), decoded.value) {
             Ok(r) => r,
-            Err(err) => return self.dead_letter(msg, &err, FailedAt::Transformation, out),
+            Err(err) => {
+                self.dead_letter(msg, &err, FailedAt::Transformation, out);
+                return Ok(());
+            }
         };
         match self.mapping.apply(&record) {
             RecordOutcome::Echo => RecordDiscarded { reason: "echo" }.emit(),
@@ -87,7 +93,11 @@ impl Preparer {
                 let mut first_error = None;
                 for o in outcomes {
                     match o {
-                        Outcome::Command(cmd) => self.command(&cmd, &record.source, out)?,
+                        Outcome::Command(cmd) => {
+                            if let Err(e) = self.command(&cmd, &record.source, out) {
+                                first_error.get_or_insert(e);
+                            }
+                        }
                         Outcome::Skipped { reason, .. } => RecordDiscarded {
                             reason: skip_label(reason),
                         }
@@ -101,22 +111,21 @@ impl Preparer {
                 // flows' commands are produced (a replay re-produces them with the same command
                 // ids, which the sinks recognise).
                 if let Some(err) = first_error {
-                    self.dead_letter(msg, &err, FailedAt::Transformation, out)?;
+                    self.dead_letter(msg, &err, FailedAt::Transformation, out);
                 }
             }
         }
         Ok(())
     }
 
-    fn command(&self, cmd: &Command, source: &str, out: &mut Prepared) -> Result<(), Retryable> {
+    /// A command that cannot be encoded is a defect (`SFJ-1005`), not something a retry fixes:
+    /// its record is dead-lettered like any other failure.
+    fn command(&self, cmd: &Command, source: &str, out: &mut Prepared) -> Result<(), StageError> {
         let (topic, writer) = match cmd.target.system {
             System::Jira => &self.jira_commands,
             System::Salesforce => &self.salesforce_commands,
         };
-        let payload = self
-            .codec
-            .encode(writer, cmd.to_avro())
-            .map_err(|e| Retryable(e.to_string()))?;
+        let payload = self.codec.encode(writer, cmd.to_avro())?;
         let record = OutRecord::new(topic.clone())
             .key(cmd.target.external_ref.clone())
             .payload(payload)
@@ -127,26 +136,14 @@ impl Preparer {
         Ok(())
     }
 
-    fn dead_letter(
-        &self,
-        msg: &OwnedMessage,
-        err: &StageError,
-        at: FailedAt,
-        out: &mut Prepared,
-    ) -> Result<(), Retryable> {
-        let failed = FailedRecord {
-            topic: msg.topic().to_string(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            record: owned_copy(msg),
-        };
+    fn dead_letter(&self, msg: &OwnedMessage, err: &StageError, at: FailedAt, out: &mut Prepared) {
+        let failed = FailedRecord::from_message(msg);
         out.outputs.push(traced(self.dlq.dead_letter(
             &failed,
             err,
             at,
             Attempts::once(),
         )));
-        Ok(())
     }
 }
 
@@ -161,10 +158,7 @@ fn traced(mut record: OutRecord) -> OutRecord {
         .map(|k| k.into_owned());
     let span = send_span(&record.topic, key.as_deref());
     let headers = span.in_scope(|| inject_current_context(record.owned_headers()));
-    record.headers = headers
-        .iter()
-        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-        .collect();
+    record.headers = OutRecord::header_list(&headers);
     record
 }
 
@@ -174,23 +168,5 @@ fn skip_label(reason: SkipReason) -> &'static str {
         SkipReason::Unchanged => "unchanged",
         SkipReason::DeleteIgnored => "delete_ignored",
         SkipReason::NothingToWrite => "nothing_to_write",
-    }
-}
-
-fn owned_copy(msg: &OwnedMessage) -> OutRecord {
-    OutRecord {
-        topic: msg.topic().to_string(),
-        partition: None,
-        key: msg.key().map(<[u8]>::to_vec),
-        payload: msg.payload().map(<[u8]>::to_vec),
-        headers: msg
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        timestamp: msg.timestamp().to_millis(),
     }
 }

@@ -134,7 +134,9 @@ async fn token_expiry_mid_stream_loses_and_duplicates_nothing() {
             org.expire_tokens().await;
         }
     }
-    wait_for(&topic, 40, WAIT).await;
+    // Every reconnect here meets UNAUTHENTICATED and backs off (with jitter) before logging in
+    // again, about six times over: on a loaded machine that takes more than one WAIT.
+    wait_for(&topic, 40, 3 * WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_source(source).await;
     let recs = read_changes(&topic, 41, Duration::from_secs(5)).await;

@@ -167,6 +167,10 @@ catalog! {
     JiraAuthRejected = "SFJ-7005", User, retryable: false,
         "Jira answered 401 or 403 to the integration account",
         fix: "check jira_source.email and jira_source.api_token (API tokens expire after at most a year)";
+
+    // 8xxx: jira-sink (applying commands to Jira). Add codes above the salesforce-sink block.
+
+    // 9xxx: salesforce-sink (applying commands to Salesforce). Add codes above the closing brace.
 }
 
 impl fmt::Display for ErrorCode {

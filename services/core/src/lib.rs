@@ -21,8 +21,13 @@
 //! - [`topics`]: topics as code (`infra/topics.yaml`): provision and report drift.
 //! - [`telemetry`]: `tracing` logs, OpenTelemetry spans over OTLP, W3C trace context in Kafka
 //!   headers, typed internal events for metrics.
+//! - [`links`]: `sfjira.links`, which target record stands for which source record (the
+//!   sinks' memory against creating twice), loaded at start and tailed.
+//! - [`audit`]: `sfjira.audit`, every write a sink makes with before and after values (for
+//!   rollback and command-id dedupe).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics` on one port, the same for every service.
 
+pub mod audit;
 pub mod avro;
 pub mod cdc_bitmap;
 pub mod command;
@@ -31,6 +36,7 @@ pub mod dlq;
 pub mod errors;
 pub mod health;
 pub mod kafka;
+pub mod links;
 pub mod retry;
 pub mod telemetry;
 pub mod topics;

@@ -62,7 +62,9 @@
 
 mod env;
 mod error;
+mod jira_sink;
 mod jira_source;
+mod salesforce_sink;
 mod salesforce_source;
 mod secret;
 mod sections;
@@ -76,7 +78,9 @@ use figment::Figment;
 use figment::providers::{Format, Yaml};
 
 pub use error::ConfigError;
+pub use jira_sink::JiraSinkConfig;
 pub use jira_source::{JiraOAuthConfig, JiraSourceConfig};
+pub use salesforce_sink::SalesforceSinkConfig;
 pub use salesforce_source::{
     AuthKind, OnInvalidReplay, SalesforceAuth, SalesforceSourceConfig, StartFrom,
 };

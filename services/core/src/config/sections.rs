@@ -37,6 +37,12 @@ pub struct SfjiraConfig {
     /// salesforce-source (only salesforce-source reads it); see `salesforce_source.rs`.
     #[serde(default)]
     pub salesforce_source: Option<super::SalesforceSourceConfig>,
+    /// jira-sink (only jira-sink reads it); see `jira_sink.rs`.
+    #[serde(default)]
+    pub jira_sink: Option<super::JiraSinkConfig>,
+    /// salesforce-sink (only salesforce-sink reads it); see `salesforce_sink.rs`.
+    #[serde(default)]
+    pub salesforce_sink: Option<super::SalesforceSinkConfig>,
 }
 
 impl SfjiraConfig {
@@ -59,6 +65,12 @@ impl SfjiraConfig {
         }
         if let Some(j) = &self.jira_source {
             j.validate()?;
+        }
+        if let Some(j) = &self.jira_sink {
+            j.validate()?;
+        }
+        if let Some(s) = &self.salesforce_sink {
+            s.validate()?;
         }
         Ok(())
     }

@@ -3,10 +3,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= config/sfjira.yaml
 
-.PHONY: help infra-up infra-down test demo sandbox bench build lint fmt errors-doc clean-run
+.PHONY: help infra-up infra-down test demo demo-down sandbox bench build lint fmt errors-doc clean-run
 
 help:
-	@echo "make demo        start Kafka + registry, create topics, prove an Avro round trip"
+	@echo "make demo        start Kafka, the registry, the sandbox and every service; play the demo scenario"
+	@echo "make demo-down   stop everything make demo started (by PID)"
 	@echo "make test        run every test against a real Kafka and registry (started and stopped for you)"
 	@echo "make sandbox     run the Salesforce and Jira stand-ins in the foreground (Ctrl-C stops them)"
 	@echo "make bench       benchmarks, with figures against a baseline measured in the same run"
@@ -28,14 +29,24 @@ build:
 test:
 	infra/with-stack $(CARGO) test --workspace --no-fail-fast
 
+# The demo's services read their secrets from the variables infra/demo/env.sh exports.
+DEMO_ENV = source infra/demo/env.sh &&
+
 demo: infra-up
-	$(CARGO) build -q -p sfjira
-	target/debug/sfjira --config $(CONFIG) topics apply
-	target/debug/sfjira --config $(CONFIG) doctor
+	$(CARGO) build -q -p sfjira -p sfjira-sandbox -p sfjira-tests -p sfjira-salesforce-source \
+	  -p sfjira-jira-source -p sfjira-transformer -p sfjira-jira-sink -p sfjira-salesforce-sink
+	$(DEMO_ENV) target/debug/sfjira --config $(CONFIG) doctor
+	infra/demo/up
+	$(DEMO_ENV) target/debug/sfjira-demo --config $(CONFIG)
 	@echo
-	@echo "Kafka and the registry are still running: look around with"
-	@echo "  infra/kafka/tool kafka-topics --list"
-	@echo "and stop them with 'make infra-down'."
+	@echo "Everything is still running for you to look around (sandbox admin views:"
+	@echo "  http://127.0.0.1:18080/__admin/jira/issues, http://127.0.0.1:18443/__admin/salesforce/state)."
+	@echo "Stop it all with 'make demo-down'."
+
+demo-down:
+	infra/demo/down
+	infra/registry/stop
+	infra/kafka/stop
 
 sandbox:
 	$(CARGO) run -q -p sfjira-sandbox

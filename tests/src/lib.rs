@@ -8,6 +8,8 @@
 //! - `SFJIRA_TEST_BOOTSTRAP` (default `127.0.0.1:19092`)
 //! - `SFJIRA_TEST_REGISTRY_URL` (default `http://127.0.0.1:18081/apis/ccompat/v7`)
 
+pub mod demo;
+
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -28,7 +28,7 @@ fn check_accepts_the_demo_mapping_and_points_at_mistakes() {
     let (code, out, _) = sfjira(&["mapping", "check"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("config/mapping.yaml: valid, 5 flow(s)"),
+        out.contains("config/mapping.yaml: valid, 6 flow(s)"),
         "{out}"
     );
 

@@ -14,6 +14,20 @@ fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sfjira.yaml")
 }
 
+/// The variables the example's secrets name (`infra/demo/env.sh` sets them for `make demo`).
+const EXAMPLE_SECRETS: [(&str, &str); 3] = [
+    ("SFJIRA_SALESFORCE_CLIENT_SECRET", "sf-secret"),
+    ("SFJIRA_JIRA_API_TOKEN", "jira-token"),
+    ("SFJIRA_JIRA_WEBHOOK_SECRET", "hook-secret"),
+];
+
+/// `EXAMPLE_SECRETS` plus `more`.
+fn example_vars(more: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = vars(&EXAMPLE_SECRETS);
+    all.extend(vars(more));
+    all
+}
+
 /// A file in the temp dir, removed on drop.
 struct TempFile(PathBuf);
 
@@ -72,8 +86,18 @@ fn load_err(yaml: &str, env: &[(&str, &str)]) -> ConfigError {
 
 #[test]
 fn loads_the_example_config() {
-    let cfg = load_from(Some(&example()), vars(&[])).unwrap();
+    let cfg = load_from(Some(&example()), example_vars(&[])).unwrap();
     assert_eq!(cfg.kafka.bootstrap_servers, "127.0.0.1:19092");
+    for section in [
+        cfg.salesforce_source.is_some(),
+        cfg.jira_source.is_some(),
+        cfg.jira_sink.is_some(),
+        cfg.salesforce_sink.is_some(),
+        cfg.transformer.is_some(),
+    ] {
+        assert!(section, "the example configures every service");
+    }
+    assert_eq!(cfg.jira_sink.unwrap().api_token.expose(), "jira-token");
     assert_eq!(cfg.registry.url, "http://127.0.0.1:18081/apis/ccompat/v7");
     assert_eq!(cfg.registry.timeout_ms, 10_000);
     assert_eq!(cfg.telemetry.log_format, LogFormat::Pretty);
@@ -84,7 +108,11 @@ fn loads_the_example_config() {
 #[test]
 fn config_path_from_sfjira_config() {
     let example = example();
-    let cfg = load_from(None, vars(&[("SFJIRA_CONFIG", example.to_str().unwrap())])).unwrap();
+    let cfg = load_from(
+        None,
+        example_vars(&[("SFJIRA_CONFIG", example.to_str().unwrap())]),
+    )
+    .unwrap();
     assert_eq!(cfg.kafka.bootstrap_servers, "127.0.0.1:19092");
     // No file at all: the environment alone is enough.
     let cfg = load_from(
@@ -105,7 +133,7 @@ fn config_path_from_sfjira_config() {
 fn env_override_wins_over_yaml() {
     let cfg = load_from(
         Some(&example()),
-        vars(&[
+        example_vars(&[
             (
                 "SFJIRA_KAFKA__BOOTSTRAP_SERVERS",
                 "broker1:9092,broker2:9093",

@@ -196,7 +196,7 @@ fn jira_status_goes_back_through_a_value_table_in_batches() {
     assert_eq!(
         c.delivery,
         DeliveryMode::Batched {
-            interval_ms: 60_000
+            interval_ms: 5_000
         }
     );
     // A status the table does not know falls back to the default.
@@ -226,11 +226,17 @@ fn comments_and_tasks_cross_over() {
     let comment = record(
         "jira.comment",
         EventType::Create,
-        json!({"issue_key": "PROJ-7", "body_text": "Deployed"}),
+        json!({"issue_key": "PROJ-7", "comment_id": "10001", "body_text": "Deployed"}),
     );
     let c = commands(&m, &comment).remove(0);
     assert_eq!(c.target.entity, "Task");
     assert_eq!(c.target.external_ref, "jira:comment:10001");
+    assert_eq!(c.target.external_id.as_deref(), Some("comment:10001"));
+    assert_eq!(
+        c.target.attach_to.as_deref(),
+        Some("jira:PROJ-7"),
+        "the task goes onto the record linked to the issue"
+    );
     assert_eq!(c.fields["Subject"].value, json!("Jira comment on PROJ-7"));
     assert_eq!(c.fields["Status"].value, json!("Completed"));
 }

@@ -55,7 +55,7 @@ mod tests {
     fn the_demo_mapping_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/mapping.yaml");
         let m = Mapping::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(m.flows.len(), 5);
+        assert_eq!(m.flows.len(), 6);
     }
 
     #[test]

@@ -1,0 +1,289 @@
+//! A whole sfjira deployment for one end-to-end test: the sandbox binary and the five service
+//! binaries as real processes, on ports and topics of their own (a unique topic prefix and
+//! consumer groups), against the shared Kafka and registry. Everything is killed when the
+//! [`Deployment`] is dropped, so a failing test leaves nothing running.
+//!
+//! The binaries come from the same `target/` directory as the test (built by `cargo test
+//! --workspace`); a missing one is reported with the command that builds it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+/// The services in start order: sinks first, so no command waits for its consumer.
+pub const SERVICES: [&str; 5] = [
+    "sfjira-jira-sink",
+    "sfjira-salesforce-sink",
+    "sfjira-transformer",
+    "sfjira-jira-source",
+    "sfjira-salesforce-source",
+];
+
+const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
+
+/// A running deployment.
+pub struct Deployment {
+    pub salesforce_url: String,
+    pub jira_url: String,
+    pub topic_prefix: String,
+    pub config_path: PathBuf,
+    pub dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Deployment {
+    /// Starts the sandbox and every service; returns once each service answers `/readyz`.
+    pub async fn start(bootstrap: &str, registry_url: &str) -> anyhow::Result<Self> {
+        let bin = bin_dir()?;
+        let root = repo_root();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("sfjira-e2e-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        let [sf, pubsub, jira, webhook] = [free_port()?, free_port()?, free_port()?, free_port()?];
+        let topic_prefix = format!("e2e-{}.", &id[..12]);
+
+        std::fs::write(
+            dir.join("sandbox.yaml"),
+            format!(
+                "jira:\n  webhooks:\n    - {{ name: sfjira, url: \"http://127.0.0.1:{webhook}/webhooks/jira\", events: [], jql: project = PROJ, secret: {WEBHOOK_SECRET} }}\n  webhook_delivery: {{ max_retries: 5, retry_min_secs: 1, retry_max_secs: 3 }}\n"
+            ),
+        )?;
+        let config_path = dir.join("sfjira.yaml");
+        std::fs::write(
+            &config_path,
+            deployment_yaml(
+                &DeploymentPorts {
+                    sf,
+                    pubsub,
+                    jira,
+                    webhook,
+                },
+                bootstrap,
+                registry_url,
+                &topic_prefix,
+                &id,
+                &root,
+            ),
+        )?;
+
+        let mut d = Deployment {
+            salesforce_url: format!("http://127.0.0.1:{sf}"),
+            jira_url: format!("http://127.0.0.1:{jira}"),
+            topic_prefix,
+            config_path,
+            dir: dir.clone(),
+            children: Vec::new(),
+        };
+        let mut sandbox = Command::new(bin.join("sfjira-sandbox"));
+        sandbox
+            .arg("--config")
+            .arg(dir.join("sandbox.yaml"))
+            .arg("--salesforce-listen")
+            .arg(format!("127.0.0.1:{sf}"))
+            .arg("--pubsub-listen")
+            .arg(format!("127.0.0.1:{pubsub}"))
+            .arg("--jira-listen")
+            .arg(format!("127.0.0.1:{jira}"));
+        d.spawn("sfjira-sandbox", sandbox)?;
+        d.wait_http(
+            "sfjira-sandbox",
+            &format!("{}/__admin/jira/users", d.jira_url),
+        )
+        .await?;
+        d.wait_http(
+            "sfjira-sandbox",
+            &format!("{}/services/data/", d.salesforce_url),
+        )
+        .await?;
+
+        let status = Command::new(bin.join("sfjira"))
+            .current_dir(&root)
+            .arg("--config")
+            .arg(&d.config_path)
+            .args(["topics", "apply"])
+            .stdout(Stdio::null())
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("sfjira topics apply failed ({status})");
+        }
+
+        let mut health = Vec::new();
+        for name in SERVICES {
+            let port = free_port()?;
+            let mut cmd = Command::new(bin.join(name));
+            cmd.current_dir(&root)
+                .arg("--config")
+                .arg(&d.config_path)
+                .env("SFJIRA_HTTP__LISTEN", format!("127.0.0.1:{port}"));
+            d.spawn(name, cmd)?;
+            health.push((name, port));
+        }
+        for (name, port) in health {
+            d.wait_http(name, &format!("http://127.0.0.1:{port}/readyz"))
+                .await?;
+        }
+        Ok(d)
+    }
+
+    fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        cmd.env(
+            "SFJIRA_SALESFORCE_CLIENT_SECRET",
+            "sfjira-sandbox-consumer-secret",
+        )
+        .env("SFJIRA_JIRA_API_TOKEN", "sandbox-token")
+        .env("SFJIRA_JIRA_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("SFJIRA_TELEMETRY__LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
+        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        self.children.push((name.to_string(), child));
+        Ok(())
+    }
+
+    async fn wait_http(&mut self, name: &str, url: &str) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(90) {
+            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name) {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "{name} exited during start-up ({status}):\n{}",
+                        self.log_tail(name)
+                    );
+                }
+            }
+            if http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        bail!(
+            "{name} not ready at {url} after 90 s:\n{}",
+            self.log_tail(name)
+        )
+    }
+
+    /// The last lines of a process's log, for failure messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Every process's log tail, for a failing test's output.
+    pub fn all_logs(&self) -> String {
+        self.children
+            .iter()
+            .map(|(n, _)| format!("----- {n} -----\n{}", self.log_tail(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+struct DeploymentPorts {
+    sf: u16,
+    pubsub: u16,
+    jira: u16,
+    webhook: u16,
+}
+
+fn deployment_yaml(
+    p: &DeploymentPorts,
+    bootstrap: &str,
+    registry: &str,
+    prefix: &str,
+    id: &str,
+    root: &Path,
+) -> String {
+    let mapping = root.join("config/mapping.yaml");
+    format!(
+        r#"service: {{ instance_id: e2e-{id} }}
+kafka: {{ bootstrap_servers: "{bootstrap}", topic_prefix: "{prefix}" }}
+registry: {{ url: "{registry}" }}
+telemetry: {{ log_level: info }}
+transformer: {{ mapping: "{mapping}", group_id: "e2e-{id}-transformer" }}
+salesforce_source:
+  login_url: http://127.0.0.1:{sf}
+  auth: {{ type: client_credentials, client_id: sfjira-sandbox-consumer-key, client_secret: {{ env: SFJIRA_SALESFORCE_CLIENT_SECRET }} }}
+  pubsub_url: http://127.0.0.1:{pubsub}
+  channels: [/data/AccountChangeEvent, /data/OpportunityChangeEvent, /data/TaskChangeEvent]
+  start_from: earliest
+jira_source:
+  site_url: http://127.0.0.1:{jira}
+  email: sfjira@example.com
+  api_token: {{ env: SFJIRA_JIRA_API_TOKEN }}
+  webhook_secret: {{ env: SFJIRA_JIRA_WEBHOOK_SECRET }}
+  webhook_listen: 127.0.0.1:{webhook}
+  projects: [PROJ]
+  poll_interval_ms: 5000
+jira_sink:
+  site_url: http://127.0.0.1:{jira}
+  email: sfjira@example.com
+  api_token: {{ env: SFJIRA_JIRA_API_TOKEN }}
+  group_id: e2e-{id}-jira-sink
+salesforce_sink:
+  login_url: http://127.0.0.1:{sf}
+  auth: {{ type: client_credentials, client_id: sfjira-sandbox-consumer-key, client_secret: {{ env: SFJIRA_SALESFORCE_CLIENT_SECRET }} }}
+  group_id: e2e-{id}-salesforce-sink
+"#,
+        mapping = mapping.display(),
+        sf = p.sf,
+        pubsub = p.pubsub,
+        jira = p.jira,
+        webhook = p.webhook,
+    )
+}
+
+/// `target/debug` (or wherever this test binary was built).
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/<test> → target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary has no target directory")?
+        .to_path_buf();
+    for name in SERVICES.iter().chain(&["sfjira-sandbox", "sfjira"]) {
+        if !dir.join(name).exists() {
+            bail!(
+                "{} is missing: build the workspace first (cargo build --workspace)",
+                dir.join(name).display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// A port free right now (the OS picks it; released before use, so a tiny race remains).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -2,10 +2,13 @@
 
 mod backfill;
 mod backfill_salesforce;
+mod commands_out;
 mod dlq;
 mod doctor;
 mod mapping;
 mod mapping_live;
+mod reconcile;
+mod rollback;
 mod status;
 mod topics;
 
@@ -19,7 +22,7 @@ use sfjira_core::config::{self, SfjiraConfig};
 #[command(
     name = "sfjira",
     version,
-    about = "Operate sfjira: topics, dead letters, mappings, diagnostics, the error catalog."
+    about = "Operate sfjira: topics, dead letters, mappings, reconcile and rollback, diagnostics, the error catalog."
 )]
 struct Cli {
     /// The deployment configuration (YAML). Every key can be overridden by SFJIRA_<SECTION>__<KEY>.
@@ -80,6 +83,14 @@ enum Command {
         #[command(subcommand)]
         target: BackfillTarget,
     },
+    /// Undoes what the sinks wrote since a time: inverse commands built from sfjira.audit,
+    /// produced (transactionally) to jira.commands / salesforce.commands and applied by the
+    /// sinks. Exit 5 when something cannot be undone (nothing is produced unless --force).
+    Rollback(rollback::RollbackArgs),
+    /// Compares linked records (sfjira.links) field by field between Salesforce (SOQL) and Jira
+    /// (JQL), as the mapping says they should match; prints the drift. Exit 4 when drift is
+    /// found. --repair produces the commands that restore the owner's value.
+    Reconcile(reconcile::ReconcileArgs),
     /// Checks Kafka and the registry, and proves an Avro record round trip through both.
     Doctor,
     /// Prints the error catalog: every code, whether it is retried, and what to do about it.
@@ -162,6 +173,18 @@ fn main() -> ExitCode {
         } => run(&cli.config, |cfg| async move {
             backfill_salesforce::run(&cfg, args).await
         }),
+        Command::Rollback(args) => {
+            let output = cli.output;
+            run(&cli.config, |cfg| async move {
+                rollback::run(&cfg, args, output).await
+            })
+        }
+        Command::Reconcile(args) => {
+            let output = cli.output;
+            run(&cli.config, |cfg| async move {
+                reconcile::run(&cfg, args, output).await
+            })
+        }
         Command::Doctor => run(&cli.config, |cfg| async move { doctor::run(&cfg).await }),
         Command::Mapping {
             command:

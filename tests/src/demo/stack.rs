@@ -152,13 +152,13 @@ impl Deployment {
         let http = reqwest::Client::new();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(90) {
-            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name) {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "{name} exited during start-up ({status}):\n{}",
-                        self.log_tail(name)
-                    );
-                }
+            if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name)
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "{name} exited during start-up ({status}):\n{}",
+                    self.log_tail(name)
+                );
             }
             if http
                 .get(url)

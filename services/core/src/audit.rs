@@ -159,7 +159,7 @@ fn offsets_for_time(
         let offset = match found.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) => o,
             // Nothing at or after `at`: start at the end (read nothing).
-            _ => consumer.fetch_watermarks(topic, p, timeout)?.1,
+            _ => crate::kafka::reader::watermarks_once_led(&consumer, topic, p)?.1,
         };
         out.insert(p, offset);
     }

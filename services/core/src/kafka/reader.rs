@@ -49,7 +49,7 @@ pub fn read_to_end(
     let mut assignment = TopicPartitionList::new();
     let mut pending: BTreeSet<i32> = BTreeSet::new();
     for p in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, FETCH_TIMEOUT)?;
+        let (low, high) = watermarks_once_led(&consumer, topic, p)?;
         let from = start.get(&p).copied().unwrap_or(low).max(low);
         if from < high {
             assignment.add_partition_offset(topic, p, Offset::Offset(from))?;
@@ -78,6 +78,31 @@ pub fn read_to_end(
     }
     out.sort_by_key(|m| (m.partition(), m.offset()));
     Ok(out)
+}
+
+/// A partition's watermarks, waiting (up to [`FETCH_TIMEOUT`]) for it to have a leader: a topic
+/// created a moment ago (`sfjira topics apply` just before a service starts) answers
+/// `NotLeaderForPartition` until its leader is elected.
+pub(crate) fn watermarks_once_led(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let deadline = std::time::Instant::now() + FETCH_TIMEOUT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, FETCH_TIMEOUT) {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(Code::NotLeaderForPartition | Code::LeaderNotAvailable)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The latest record per key of a compacted topic (`sfjira.checkpoints`), read to its current

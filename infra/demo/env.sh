@@ -10,6 +10,13 @@ DEMO_CONFIG="${SFJIRA_DEMO_CONFIG:-$SFJIRA_ROOT/config/sfjira.yaml}"
 DEMO_SANDBOX_CONFIG="$SFJIRA_ROOT/config/sandbox.yaml"
 DEMO_BIN="$SFJIRA_ROOT/target/debug"
 
+# Each fresh demo (a sandbox started empty) gets topics of its own, named with a prefix kept in
+# $DEMO_RUN/topic_prefix: checkpoints, links and commands left in Kafka by an earlier demo would
+# otherwise point at records and replay ids the new sandbox never had.
+if [ -f "$DEMO_RUN/topic_prefix" ]; then
+  export SFJIRA_KAFKA__TOPIC_PREFIX="$(cat "$DEMO_RUN/topic_prefix")"
+fi
+
 export SFJIRA_SALESFORCE_CLIENT_SECRET=sfjira-sandbox-consumer-secret
 export SFJIRA_JIRA_API_TOKEN=sandbox-token
 export SFJIRA_JIRA_WEBHOOK_SECRET=sfjira-demo-webhook-secret

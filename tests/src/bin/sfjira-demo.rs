@@ -123,7 +123,7 @@ async fn main() -> ExitCode {
                 "Traces:  export OTEL_EXPORTER_OTLP_ENDPOINT=http://<collector>:4318 before `make demo`"
             );
             println!(
-                "Inspect: target/debug/sfjira status --all-groups; target/debug/sfjira dlq list"
+                "Inspect: source infra/demo/env.sh (topic prefix, demo secrets); target/debug/sfjira status; target/debug/sfjira dlq list"
             );
             ExitCode::SUCCESS
         }

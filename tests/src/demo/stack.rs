@@ -230,6 +230,7 @@ salesforce_source:
   pubsub_url: http://127.0.0.1:{pubsub}
   channels: [/data/AccountChangeEvent, /data/OpportunityChangeEvent, /data/TaskChangeEvent]
   start_from: earliest
+  enrich_full_state: true
 jira_source:
   site_url: http://127.0.0.1:{jira}
   email: sfjira@example.com

@@ -39,3 +39,7 @@ if [ -n "${SFJIRA_DEMO_SERVICES:-}" ]; then
   done
   DEMO_SERVICES=("${only[@]}")
 fi
+
+# `sfjira status` asks each demo service for its readiness and headline gauges.
+SFJIRA_STATUS_SERVICES="$(for e in "${DEMO_SERVICES[@]}"; do IFS=: read -r n _ p <<<"$e"; printf '%s=http://127.0.0.1:%s,' "$n" "$p"; done)"
+export SFJIRA_STATUS_SERVICES="${SFJIRA_STATUS_SERVICES%,}"

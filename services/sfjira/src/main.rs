@@ -72,6 +72,12 @@ enum Command {
         /// Report on every consumer group of the cluster.
         #[arg(long, conflicts_with = "groups")]
         all_groups: bool,
+        /// A service's health endpoint, `name=url` (repeatable), e.g.
+        /// `jira-sink=http://10.0.0.5:9400`: its readiness and headline gauges (API allocation
+        /// used, limiter state, pauses) are shown too.
+        #[arg(long = "service", env = "SFJIRA_STATUS_SERVICES", value_delimiter = ',',
+              value_parser = status::services::parse_service)]
+        services: Vec<(String, String)>,
     },
     /// Mappings: validate one, or preview the commands it makes from a record.
     Mapping {
@@ -217,6 +223,7 @@ fn main() -> ExitCode {
             topics,
             groups,
             all_groups,
+            services,
         } => {
             let output = cli.output;
             let groups = match (all_groups, groups.is_empty()) {
@@ -225,7 +232,7 @@ fn main() -> ExitCode {
                 (false, false) => status::Groups::Named(groups),
             };
             run(&cli.config, |cfg| async move {
-                status::run(&cfg, &topics, groups, output).await
+                status::run(&cfg, &topics, groups, &services, output).await
             })
         }
         Command::Dlq { command } => {

@@ -107,3 +107,103 @@ async fn status_shows_lag_dead_letters_and_checkpoints() {
     assert!(cp[0]["age_seconds"].as_i64().unwrap() < 600);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--service name=url`: a real service health endpoint (sfjira-core's, with its Kafka check)
+/// that is ready and exports a headline gauge, one whose Kafka is unreachable, and an address
+/// nobody listens on — each reported for what it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_each_services_readiness_and_headline_gauges() {
+    use std::sync::Arc;
+
+    use sfjira_core::health::{
+        HealthServer, KafkaReachable, ReadinessCheck, install_metrics_recorder,
+    };
+
+    let metrics = install_metrics_recorder().unwrap();
+    metrics::gauge!("sfjira_salesforce_sink_api_requests_used").set(812.0);
+    metrics::counter!("sfjira_transformer_commands_total").increment(3);
+    let serve = |checks: Vec<Arc<dyn ReadinessCheck>>| {
+        let metrics = metrics.clone();
+        async move {
+            let server = HealthServer::bind("127.0.0.1:0".parse().unwrap(), checks, metrics)
+                .await
+                .unwrap();
+            let addr = server.local_addr();
+            tokio::spawn(server.serve(std::future::pending()));
+            format!("http://{addr}")
+        }
+    };
+    let ready = serve(vec![Arc::new(
+        KafkaReachable::new(&client_config()).unwrap(),
+    )])
+    .await;
+    let mut dead_kafka = rdkafka::ClientConfig::new();
+    dead_kafka.set("bootstrap.servers", "127.0.0.1:1");
+    let not_ready = serve(vec![Arc::new(KafkaReachable::new(&dead_kafka).unwrap())]).await;
+    let nobody = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+
+    let prefix = format!("{}.", unique("status-svc"));
+    let dir = std::env::temp_dir().join(unique("status-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("sfjira.yaml");
+    std::fs::write(&config, format!("kafka:\n  bootstrap_servers: \"{}\"\n  topic_prefix: \"{prefix}\"\nregistry:\n  url: \"{}\"\n", bootstrap(), registry_url())).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_sfjira"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--output",
+                "json",
+                "status",
+            ])
+            .args(["--service", &format!("salesforce-sink={ready}")])
+            .args(["--service", &format!("transformer={not_ready}")])
+            .args(["--service", &format!("jira-sink={nobody}")])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let svc = |name: &str| {
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {v}"))
+    };
+    let sink = svc("salesforce-sink");
+    assert_eq!(sink["state"], "ready", "{sink}");
+    let gauges = sink["gauges"].as_array().unwrap();
+    assert!(
+        gauges.contains(&serde_json::json!([
+            "sfjira_salesforce_sink_api_requests_used",
+            812.0
+        ])),
+        "{gauges:?}"
+    );
+    assert!(
+        !gauges
+            .iter()
+            .any(|g| g[0].as_str().unwrap().contains("commands_total")),
+        "only headline gauges: {gauges:?}"
+    );
+    let transformer = svc("transformer");
+    assert_eq!(transformer["state"], "not ready", "{transformer}");
+    assert!(
+        transformer["detail"].as_str().unwrap().contains("kafka"),
+        "{transformer}"
+    );
+    assert_eq!(svc("jira-sink")["state"], "unreachable");
+}

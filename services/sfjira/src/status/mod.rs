@@ -1,9 +1,10 @@
 //! `sfjira status`: the pipeline at a glance, from Kafka itself — consumer lag per group, topic
 //! and partition; dead letters waiting, by stage and code; the sources' checkpoints and their
-//! age. Everything is read, nothing is changed.
-//!
-//! Not shown yet (they need the services' endpoints, which the deployment config does not
-//! list): each service's health, Salesforce API usage, the Jira limiter's state.
+//! age — and, for the services named with `--service`, their readiness and headline gauges
+//! (Salesforce API allocation used, the Jira limiter, pauses; [`services`]). Everything is
+//! read, nothing is changed.
+
+pub mod services;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,6 +52,7 @@ pub struct Checkpoint {
 
 #[derive(Debug, Serialize)]
 pub struct Status {
+    pub services: Vec<services::ServiceHealth>,
     pub lag: Vec<Lag>,
     pub dlq: Vec<DlqDepth>,
     pub checkpoints: Vec<Checkpoint>,
@@ -71,6 +73,7 @@ pub async fn run(
     cfg: &SfjiraConfig,
     topics_file: &Path,
     groups: Groups,
+    service_urls: &[(String, String)],
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let specs = topics::load(topics_file, &cfg.kafka.topic_prefix)?;
@@ -117,6 +120,7 @@ pub async fn run(
     }
     let checkpoints = checkpoints(cfg).await?;
     let status = Status {
+        services: services::probe(service_urls).await,
         lag,
         dlq,
         checkpoints,
@@ -207,6 +211,18 @@ fn render(s: &Status, output: Output) {
             serde_json::to_string_pretty(s).expect("status serialises")
         );
         return;
+    }
+    if !s.services.is_empty() {
+        println!("SERVICES");
+    }
+    for h in &s.services {
+        println!("  {:<20} {:<12} {}", h.name, h.state, h.url);
+        if h.state != "ready" && !h.detail.is_empty() {
+            println!("      {}", h.detail);
+        }
+        for (series, value) in &h.gauges {
+            println!("      {series} = {value}");
+        }
     }
     println!("CONSUMER LAG");
     if s.lag.is_empty() {

@@ -33,6 +33,9 @@ pub struct Deployment {
     pub config_path: PathBuf,
     pub dir: PathBuf,
     children: Vec<(String, Child)>,
+    /// How each service was started, so it can be started again after a kill.
+    recipes: Vec<(String, PathBuf, u16)>,
+    root: PathBuf,
 }
 
 impl Deployment {
@@ -77,6 +80,8 @@ impl Deployment {
             config_path,
             dir: dir.clone(),
             children: Vec::new(),
+            recipes: Vec::new(),
+            root: root.clone(),
         };
         let mut sandbox = Command::new(bin.join("sfjira-sandbox"));
         sandbox
@@ -112,26 +117,61 @@ impl Deployment {
             bail!("sfjira topics apply failed ({status})");
         }
 
-        let mut health = Vec::new();
         for name in SERVICES {
-            let port = free_port()?;
-            let mut cmd = Command::new(bin.join(name));
-            cmd.current_dir(&root)
-                .arg("--config")
-                .arg(&d.config_path)
-                .env("SFJIRA_HTTP__LISTEN", format!("127.0.0.1:{port}"));
-            d.spawn(name, cmd)?;
-            health.push((name, port));
+            d.recipes
+                .push((name.to_string(), bin.join(name), free_port()?));
+            d.start_service(name)?;
         }
-        for (name, port) in health {
-            d.wait_http(name, &format!("http://127.0.0.1:{port}/readyz"))
-                .await?;
+        for name in SERVICES {
+            d.wait_ready(name).await?;
         }
         Ok(d)
     }
 
+    /// Starts (or starts again) one of [`SERVICES`], with its health endpoint on its own port.
+    pub fn start_service(&mut self, name: &str) -> anyhow::Result<()> {
+        let (_, bin, port) = self
+            .recipes
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .cloned()
+            .with_context(|| format!("{name} is not a service of this deployment"))?;
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&self.root)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("SFJIRA_HTTP__LISTEN", format!("127.0.0.1:{port}"));
+        self.children.retain(|(n, _)| n != name);
+        self.spawn(name, cmd)
+    }
+
+    /// Waits for a service's `/readyz`.
+    pub async fn wait_ready(&mut self, name: &str) -> anyhow::Result<()> {
+        let port = self
+            .recipes
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, p)| *p)
+            .with_context(|| format!("{name} is not a service of this deployment"))?;
+        self.wait_http(name, &format!("http://127.0.0.1:{port}/readyz"))
+            .await
+    }
+
+    /// SIGKILLs a service (no shutdown hook runs: the crash the guarantees are about).
+    pub async fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| n == name) {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
     fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        // Appended: a restarted service's log follows its earlier life.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))?;
         cmd.env(
             "SFJIRA_SALESFORCE_CLIENT_SECRET",
             "sfjira-sandbox-consumer-secret",

@@ -101,9 +101,11 @@ fn default_transformer_group() -> String {
     "sfjira-transformer".into()
 }
 fn default_batch_size() -> usize {
-    // Large enough that a transaction commit (a broker round trip) is amortised over many
-    // records under load; a quiet stream still commits every batch_wait_ms.
-    5000
+    // Large enough that a transaction commit (a broker round trip, ~10 ms once deliveries are
+    // in) is amortised over many records under load, small enough that the batch committing and
+    // the one being prepared stay well under 100 MB together; a quiet stream still commits
+    // every batch_wait_ms.
+    2000
 }
 fn default_batch_wait_ms() -> u64 {
     100

@@ -139,6 +139,13 @@ impl OffsetTracker {
         self.next.is_empty()
     }
 
+    /// Takes in what `other` marked (batches processed in slices are committed as one).
+    pub fn merge(&mut self, other: &OffsetTracker) {
+        for ((topic, partition), next) in &other.next {
+            self.mark(topic, *partition, next - 1);
+        }
+    }
+
     pub fn clear(&mut self) {
         self.next.clear();
     }

@@ -163,6 +163,26 @@ impl TransactionalProducer {
 
     /// Commits: every queued record is delivered and becomes visible together with the offsets.
     pub async fn commit(&mut self) -> Result<(), TxnError> {
+        // Every delivery report first. librdkafka's commit flushes what is still in flight by
+        // polling on a ~100 ms cycle, so committing with records in flight cost ~100 ms per
+        // transaction whatever its size (measured: 101 ms vs 7 ms once the reports are in).
+        let mut undelivered = None;
+        for fut in self.in_flight.drain(..) {
+            match fut.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => {
+                    undelivered.get_or_insert(err);
+                }
+                Err(_) => {
+                    undelivered.get_or_insert(KafkaError::Canceled);
+                }
+            }
+        }
+        if let Some(err) = undelivered {
+            return Err(self
+                .abort_after(format!("a record of the transaction was not delivered: {err}"))
+                .await);
+        }
         let producer = self.producer.clone();
         let timeout = self.op_timeout;
         let result =
@@ -170,13 +190,6 @@ impl TransactionalProducer {
         match result {
             Ok(()) => {
                 self.open = false;
-                // After a successful commit every delivery has succeeded; collect the reports so
-                // a broken invariant is loud rather than silent.
-                for fut in self.in_flight.drain(..) {
-                    if let Ok(Err((err, _))) = fut.await {
-                        tracing::error!(%err, "a record of a committed transaction reports a failed delivery");
-                    }
-                }
                 Ok(())
             }
             Err(e) => Err(self.fail(e).await),

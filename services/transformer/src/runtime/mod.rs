@@ -4,7 +4,9 @@
 //! often the process crashes or the batch is retried.
 //!
 //! Batches are pipelined: while batch N commits (a broker round trip), batch N+1 is read and
-//! prepared ([`prepare`]); only then does N+1's transaction begin. If N's commit fails, the
+//! prepared ([`prepare`]) on another task — so on another core: joined on one task, the
+//! preparing's CPU work would hold off the commit's polls and the two would barely overlap;
+//! only then does N+1's transaction begin. If N's commit fails, the
 //! prepared N+1 is dropped with it and both are read again from the committed offsets.
 //!
 //! Retryable trouble (the registry unreachable, an aborted transaction) never dead-letters:
@@ -37,9 +39,10 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The running transformer. Build with [`Transformer::new`], then [`Transformer::run`].
 pub struct Transformer {
     settings: TransformerConfig,
-    consumer: KafkaConsumer,
+    // Shared with the task that reads and prepares the next batch while this one commits.
+    consumer: Arc<KafkaConsumer>,
     producer: TransactionalProducer,
-    preparer: Preparer,
+    preparer: Arc<Preparer>,
     retry: RetryPolicy,
 }
 
@@ -102,9 +105,9 @@ impl Transformer {
         };
         Ok(Transformer {
             settings,
-            consumer,
+            consumer: Arc::new(consumer),
             producer,
-            preparer,
+            preparer: Arc::new(preparer),
             retry: RetryPolicy::default(),
         })
     }
@@ -130,30 +133,29 @@ impl Transformer {
                         _ = &mut shutdown => break,
                         batch = next_batch(&self.consumer, &self.settings) => batch?,
                     };
-                    self.preparer.prepare(batch).await
+                    Arc::clone(&self.preparer)
+                        .prepare_in_slices(batch, cores())
+                        .await
                 }
             };
             let started = Instant::now();
             // Commit this batch while the next one is read and prepared.
             let (committed, next) = match prepared {
                 Ok(p) => {
-                    let Transformer {
-                        consumer,
-                        producer,
-                        preparer,
-                        settings,
-                        ..
-                    } = &mut self;
-                    let commit = commit(producer, consumer, p);
-                    let prepare_next = async {
-                        let batch = next_batch_soon(consumer, settings).await?;
-                        match batch {
-                            Some(b) => Ok(Some(preparer.prepare(b).await)),
-                            None => Ok::<_, anyhow::Error>(None),
-                        }
-                    };
-                    let (committed, next) = tokio::join!(commit, prepare_next);
-                    (committed, next?)
+                    // The next batch is read and prepared on its own task, so its CPU work runs
+                    // on another core instead of starving this batch's commit of polls.
+                    let prepare_next = tokio::spawn(read_and_prepare(
+                        Arc::clone(&self.consumer),
+                        Arc::clone(&self.preparer),
+                        self.settings.clone(),
+                    ));
+                    let committed = commit(&mut self.producer, &self.consumer, p).await;
+                    // Always joined before going on: a rewind after a failed commit must not
+                    // race a read still in progress.
+                    let next = prepare_next
+                        .await
+                        .map_err(|e| anyhow::anyhow!("preparing the next batch: {e}"))??;
+                    (committed, next)
                 }
                 Err(e) => (Err(BatchError::from(e)), None),
             };
@@ -248,6 +250,18 @@ async fn commit(
     Ok((p.records, p.produced))
 }
 
+/// The next batch, prepared; `None` when nothing arrives within `batch_wait_ms`.
+async fn read_and_prepare(
+    consumer: Arc<KafkaConsumer>,
+    preparer: Arc<Preparer>,
+    settings: TransformerConfig,
+) -> anyhow::Result<Option<Result<Prepared, Retryable>>> {
+    match next_batch_soon(&consumer, &settings).await? {
+        Some(batch) => Ok(Some(preparer.prepare_in_slices(batch, cores()).await)),
+        None => Ok(None),
+    }
+}
+
 /// Waits for one record, then takes what else arrives within `batch_wait_ms`.
 async fn next_batch(
     consumer: &KafkaConsumer,
@@ -283,6 +297,11 @@ async fn fill(
         }
     }
     Ok(batch)
+}
+
+/// How many slices a batch is prepared in: one per core.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn regex_escape(s: &str) -> String {

@@ -47,7 +47,67 @@ pub struct Preparer {
 #[derive(Debug)]
 pub struct Retryable(pub String);
 
+/// Below this many records per slice, spreading a batch over tasks costs more than it saves.
+const MIN_SLICE: usize = 256;
+
+impl Prepared {
+    fn empty() -> Self {
+        Prepared {
+            outputs: Vec::new(),
+            offsets: OffsetTracker::new(),
+            received: BTreeMap::new(),
+            produced: BTreeMap::new(),
+            records: 0,
+        }
+    }
+
+    /// Appends a later slice of the same batch.
+    fn absorb(&mut self, later: Prepared) {
+        self.outputs.extend(later.outputs);
+        self.offsets.merge(&later.offsets);
+        for (topic, (count, bytes)) in later.received {
+            let e = self.received.entry(topic).or_default();
+            e.0 += count;
+            e.1 += bytes;
+        }
+        for (key, n) in later.produced {
+            *self.produced.entry(key).or_default() += n;
+        }
+        self.records += later.records;
+    }
+}
+
 impl Preparer {
+    /// [`Self::prepare`] on up to `slices` contiguous slices of the batch, each on its own task
+    /// (so on every core: mapping is CPU work), joined in order — the outputs keep the batch's
+    /// order, so commands about one record stay in order.
+    pub async fn prepare_in_slices(
+        self: Arc<Self>,
+        mut batch: Vec<OwnedMessage>,
+        slices: usize,
+    ) -> Result<Prepared, Retryable> {
+        let size = batch.len().div_ceil(slices.max(1)).max(MIN_SLICE);
+        if batch.len() <= size {
+            return self.prepare(batch).await;
+        }
+        let mut tasks = Vec::new();
+        while !batch.is_empty() {
+            let rest = batch.split_off(size.min(batch.len()));
+            let slice = std::mem::replace(&mut batch, rest);
+            let me = Arc::clone(&self);
+            tasks.push(tokio::spawn(async move { me.prepare(slice).await }));
+        }
+        let mut merged = Prepared::empty();
+        for task in tasks {
+            match task.await {
+                Ok(slice) => merged.absorb(slice?),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(Retryable(format!("preparing a slice: {e}"))),
+            }
+        }
+        Ok(merged)
+    }
+
     pub async fn prepare(&self, batch: Vec<OwnedMessage>) -> Result<Prepared, Retryable> {
         let mut out = Prepared {
             outputs: Vec::with_capacity(batch.len()),

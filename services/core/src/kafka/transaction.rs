@@ -180,7 +180,9 @@ impl TransactionalProducer {
         }
         if let Some(err) = undelivered {
             return Err(self
-                .abort_after(format!("a record of the transaction was not delivered: {err}"))
+                .abort_after(format!(
+                    "a record of the transaction was not delivered: {err}"
+                ))
                 .await);
         }
         let producer = self.producer.clone();

@@ -56,6 +56,16 @@ pub struct FaultSettings {
     /// The next N committed transactions are delivered as gap events (`GAP_CREATE` …,
     /// header only) instead of full change events. Decremented as they are used.
     pub gap_next_transactions: u32,
+    /// `GetSchema` fails `service.unavailable` (as `pubsubUnavailable` does) while every other
+    /// RPC, and open Subscribe streams, keep working: a partial outage of the schema service.
+    pub get_schema_unavailable: bool,
+    /// The next N `GetSchema` calls fail that way, then it recovers. Decremented as used.
+    pub get_schema_unavailable_next_calls: u32,
+    /// The next N change events delivered on their channel for the first time carry an Avro
+    /// payload that does not decode with their schema (cut short); the same events are
+    /// delivered cut short again on a later subscription (stored corruption, not a one-off
+    /// wire error). Decremented as used.
+    pub corrupt_next_events: u32,
 }
 
 /// The shared fault state.
@@ -112,6 +122,17 @@ impl SalesforceFaults {
     pub fn take_pubsub_unavailable(&self) -> bool {
         let mut s = self.lock();
         s.pubsub_unavailable || take(&mut s.pubsub_unavailable_next_calls)
+    }
+
+    /// Whether a `GetSchema` call that starts now fails `service.unavailable`.
+    pub fn take_get_schema_unavailable(&self) -> bool {
+        let mut s = self.lock();
+        s.get_schema_unavailable || take(&mut s.get_schema_unavailable_next_calls)
+    }
+
+    /// Consumes one pending payload corruption, if any (for the Pub/Sub side).
+    pub fn take_corrupt_event(&self) -> bool {
+        take(&mut self.lock().corrupt_next_events)
     }
 
     /// Consumes one pending gap transaction, if any (for the CDC side).

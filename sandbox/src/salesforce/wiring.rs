@@ -57,6 +57,12 @@ impl StreamFaults for SalesforceFaults {
     fn service_unavailable(&self) -> bool {
         self.snapshot().pubsub_unavailable
     }
+    fn take_get_schema_unavailable(&self) -> bool {
+        SalesforceFaults::take_get_schema_unavailable(self)
+    }
+    fn take_corrupt_event(&self) -> bool {
+        SalesforceFaults::take_corrupt_event(self)
+    }
 }
 
 /// The bus as change sink, turning transactions into gap events while the

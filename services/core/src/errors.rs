@@ -150,6 +150,9 @@ catalog! {
     SalesforceSchemaUnusable = "SFJ-6004", External, retryable: false,
         "a change-event schema from GetSchema cannot be parsed or registered",
         fix: "the DLQ record names the schema id; check the registry's compatibility rule for the subject, then backfill";
+    SalesforceSchemaUnavailable = "SFJ-6005", External, retryable: true,
+        "GetSchema kept failing (not for the session) until salesforce_source.schema_retry was spent",
+        fix: "check Salesforce's status page; the DLQ record holds the raw payload and schema id: replay it once GetSchema answers, or backfill the record";
 
     // 7xxx: jira-source (Jira webhooks and JQL polling).
     JiraWebhookMalformed = "SFJ-7001", User, retryable: false,
@@ -169,8 +172,74 @@ catalog! {
         fix: "check jira_source.email and jira_source.api_token (API tokens expire after at most a year)";
 
     // 8xxx: jira-sink (applying commands to Jira). Add codes above the salesforce-sink block.
+    JiraCommandUndecodable = "SFJ-8001", User, retryable: false,
+        "a record of jira.commands is not a command (it does not decode with the registry schema)",
+        fix: "the raw record is in jira-sink.dlq; check what else produces to jira.commands, then drop or fix it and replay";
+    JiraCommandInvalid = "SFJ-8002", User, retryable: false,
+        "a command cannot be applied to Jira as written (no project or issue type for a create, no attach_to for a comment, a Salesforce target)",
+        fix: "the message names what is missing; fix the flow in the mapping so its commands carry it, then replay";
+    JiraFieldUnknown = "SFJ-8003", User, retryable: false,
+        "a command names a field the Jira site does not have (neither an id nor a name listed by GET /field)",
+        fix: "correct the field name in the mapping (custom fields by their exact name on the site), or create the field, then replay";
+    JiraWriteRejected = "SFJ-8004", User, retryable: false,
+        "Jira rejected the write as invalid (400/422); its errorMessages and errors are in the message",
+        fix: "read the field errors in sfjira.error message; fix the mapping, the data or the screen/field configuration, then replay";
+    JiraWriteForbidden = "SFJ-8005", User, retryable: false,
+        "Jira answered 401 or 403 to the integration account's write",
+        fix: "check jira_sink.email and jira_sink.api_token, and that the account may create/edit/transition issues in the project, then replay";
+    JiraTargetNotFound = "SFJ-8006", User, retryable: false,
+        "Jira answered 404: the project, issue type or linked issue does not exist (or is not visible to the account)",
+        fix: "check the flow's project and issue type and the account's browse permission; a deleted issue needs its link cleared, then replay";
+    JiraLimitReached = "SFJ-8007", User, retryable: false,
+        "Jira answered 413: a per-issue limit (comments, worklogs, links, attachments) is reached",
+        fix: "the issue is full; archive or move content off it, or stop the flow for this record, then replay";
+    JiraStatusUnreachable = "SFJ-8008", User, retryable: false,
+        "no path of transitions leads from the issue's status to the command's target status",
+        fix: "add the transition to the workflow (or a status table entry the workflow can reach) and replay";
+    JiraLinkNotReady = "SFJ-8009", External, retryable: true,
+        "the issue a comment, worklog or child belongs to has no link within jira_sink.link_wait_ms",
+        fix: "the parent's own command failed or is far behind: look for it in jira-sink.dlq, replay it first, then replay this";
+    JiraRetriesExhausted = "SFJ-8010", External, retryable: true,
+        "Jira kept answering 429/5xx/409 (or timing out) for the whole retry budget",
+        fix: "check the site's status and rate limits; replay from jira-sink.dlq once Jira answers again";
 
     // 9xxx: salesforce-sink (applying commands to Salesforce). Add codes above the closing brace.
+    SalesforceCommandUndecodable = "SFJ-9001", User, retryable: false,
+        "a record of salesforce.commands is not a command (it does not decode with the registry schema)",
+        fix: "the raw record is in salesforce-sink.dlq; check what else produces to salesforce.commands, then drop or fix it and replay";
+    SalesforceCommandUnsupported = "SFJ-9002", User, retryable: false,
+        "the command cannot be applied to Salesforce (a kind Salesforce has no use for, or no link and no external id to upsert by)",
+        fix: "give the flow a target.external_id_field (an External ID field of the object), or map the kind to one Salesforce supports, then replay";
+    SalesforceFieldInvalid = "SFJ-9003", User, retryable: false,
+        "Salesforce does not know a field of the command or refuses to write it (INVALID_FIELD, INVALID_FIELD_FOR_INSERT_UPDATE)",
+        fix: "the sfjira.salesforce.fields header names the field: correct the mapping's field name or the integration user's field-level security, then replay";
+    SalesforceValueInvalid = "SFJ-9004", User, retryable: false,
+        "Salesforce refused a value (STRING_TOO_LONG, restricted picklist, wrong type, bad reference, validation rule)",
+        fix: "the sfjira.salesforce.message header has Salesforce's text: fix the value at the source or the mapping's conversion, then replay";
+    SalesforceRequiredFieldMissing = "SFJ-9005", User, retryable: false,
+        "creating the record needs a field the command does not carry (REQUIRED_FIELD_MISSING)",
+        fix: "map the field named in sfjira.salesforce.fields (or give it a default in the mapping), then replay";
+    SalesforceRecordGone = "SFJ-9006", User, retryable: false,
+        "the linked record is deleted or does not exist (ENTITY_IS_DELETED, INVALID_CROSS_REFERENCE_KEY)",
+        fix: "undelete the record, or remove its row from sfjira.links so the next change creates it again, then replay";
+    SalesforceRowLocked = "SFJ-9007", External, retryable: true,
+        "the record stayed locked by other work through the whole retry budget (UNABLE_TO_LOCK_ROW)",
+        fix: "find what holds the lock (bulk jobs, long Apex); replay the record once it is done, or raise salesforce_sink.retry.max_elapsed_ms";
+    SalesforceDuplicate = "SFJ-9008", User, retryable: false,
+        "the external id matches several records, or a unique field clashes with another record (DUPLICATE_EXTERNAL_ID, DUPLICATE_VALUE)",
+        fix: "clean up the duplicate records named in the message so the external id is unique, then replay";
+    SalesforceRowRejected = "SFJ-9009", User, retryable: false,
+        "Salesforce rejected the row with a status code sfjira has no finer code for",
+        fix: "read sfjira.salesforce.statusCode and sfjira.salesforce.message; fix the data, the mapping or the org's configuration, then replay";
+    SalesforceApiLimitExceeded = "SFJ-9010", External, retryable: true,
+        "the org's API request allocation is used up (REQUEST_LIMIT_EXCEEDED); the sink pauses instead of dropping",
+        fix: "none needed: the sink resumes after salesforce_sink.limit_pause_secs; if frequent, raise the org's allocation or lower salesforce_sink.limit_share_threshold";
+    SalesforceAttachTargetMissing = "SFJ-9011", User, retryable: true,
+        "the record the command attaches to (target.attach_to) has no link after the bounded wait",
+        fix: "make sure the parent's own command is applied (check salesforce-sink.dlq for it), then replay this one";
+    SalesforceSinkLoginFailed = "SFJ-9012", User, retryable: false,
+        "Salesforce refused the OAuth login of the sink",
+        fix: "check salesforce_sink.login_url and salesforce_sink.auth (consumer key, secret or key, run-as user, connected app policies)";
 }
 
 impl fmt::Display for ErrorCode {

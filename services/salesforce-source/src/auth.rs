@@ -103,6 +103,13 @@ impl TokenClient {
         }
     }
 
+    /// Uses `http` for the token calls (e.g. a client trusting a custom CA; see
+    /// `crate::tls::token_client`). Its timeout applies to each login.
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
     /// Runs the grant and returns a fresh session.
     pub async fn login(&self) -> Result<Session, AuthError> {
         let g = &self.grant;

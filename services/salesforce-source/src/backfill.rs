@@ -26,7 +26,7 @@ use sfjira_core::avro::AvroCodec;
 use sfjira_core::config::{SalesforceSourceConfig, SfjiraConfig};
 use sfjira_core::kafka::{TransactionalProducer, client_config, topic_name};
 
-use crate::auth::{Session, TokenClient};
+use crate::auth::Session;
 use crate::decode::{Change, EventSchema};
 use crate::events::ApiUsage;
 use crate::gap::{API_VERSION, epoch_ms, fill, soql};
@@ -231,9 +231,7 @@ pub async fn run(cfg: &SfjiraConfig, opts: &Options) -> anyhow::Result<Report> {
         )
     });
     let q = format!("{select}{filter} ORDER BY SystemModstamp, Id");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()?;
+    let http = crate::tls::http_client(&settings, Duration::from_secs(120))?;
     let api = session.instance_url.trim_end_matches('/').to_string();
     let mut url = reqwest::Url::parse_with_params(
         &format!("{api}/services/data/{API_VERSION}/query"),
@@ -422,14 +420,10 @@ fn empty(schema: &Schema) -> Value {
 }
 
 async fn login(settings: &SalesforceSourceConfig) -> anyhow::Result<Session> {
-    TokenClient::new(
-        &settings.login_url,
-        settings.auth.clone(),
-        settings.tenant_id.clone(),
-    )
-    .login()
-    .await
-    .map_err(|e| anyhow::anyhow!("logging in to Salesforce: {e}"))
+    crate::tls::token_client(settings)?
+        .login()
+        .await
+        .map_err(|e| anyhow::anyhow!("logging in to Salesforce: {e}"))
 }
 
 /// The change-event schema of `entity` (`GetTopic` on its channel, then `GetSchema`).
@@ -439,7 +433,7 @@ async fn event_schema(
     entity: &str,
 ) -> anyhow::Result<EventSchema> {
     let channel = channel_of(entity);
-    let grpc = crate::pubsub::connect(&settings.pubsub_url).await?;
+    let grpc = crate::tls::pubsub_channel(settings).await?;
     let id = crate::pubsub::topic_schema_id(&grpc, session, &channel)
         .await
         .with_context(|| format!("{channel}: is Change Data Capture enabled for {entity}?"))?;

@@ -100,11 +100,36 @@ pub fn decode_event(
         id: schema.id.clone(),
         why,
     };
+    // apache-avro reads a union index, string or boolean cut off by the end of the input as
+    // `null` rather than failing, so a short payload can "decode": watch for a read past the
+    // end, check that nothing is left over, and check the value against the schema.
+    let mut input = EndGuard {
+        rest: payload,
+        read_past_end: false,
+    };
     let value = GenericDatumReader::builder(&schema.salesforce)
         .build()
         .map_err(|e| payload_err(e.to_string()))?
-        .read_value(&mut &payload[..])
+        .read_value(&mut input)
         .map_err(|e| payload_err(e.to_string()))?;
+    if input.read_past_end {
+        return Err(payload_err(format!(
+            "the payload ends early ({} bytes)",
+            payload.len()
+        )));
+    }
+    if !input.rest.is_empty() {
+        return Err(payload_err(format!(
+            "{} bytes left over after the record",
+            input.rest.len()
+        )));
+    }
+    if !value.validate(&schema.salesforce) {
+        return Err(payload_err(
+            "the payload does not match the schema (cut short, or written with another schema)"
+                .into(),
+        ));
+    }
     let Value::Record(mut fields) = value else {
         return Err(DecodeError::NotAChangeEvent("not a record".into()));
     };
@@ -189,6 +214,21 @@ fn strings(items: &[Value]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The payload as apache-avro reads it, noting any attempt to read past its end.
+struct EndGuard<'a> {
+    rest: &'a [u8],
+    read_past_end: bool,
+}
+
+impl std::io::Read for EndGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() && self.rest.is_empty() {
+            self.read_past_end = true;
+        }
+        self.rest.read(buf)
+    }
 }
 
 #[cfg(test)]
@@ -281,5 +321,29 @@ mod tests {
             Err(DecodeError::Payload { .. })
         ));
         assert!(EventSchema::parse("s2", r#"{"type":"string"}"#).is_err());
+    }
+
+    #[test]
+    fn a_payload_cut_short_or_too_long_is_an_error() {
+        let schema = EventSchema::parse("s1", SCHEMA).unwrap();
+        let bytes = payload(&schema.salesforce, &["001A"]);
+        // Every cut, including those that end inside a string (apache-avro would read it as
+        // null and carry on).
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(
+                    decode_event(&schema, &bytes[..len], &[1]),
+                    Err(DecodeError::Payload { .. })
+                ),
+                "cut to {len} of {} bytes",
+                bytes.len()
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode_event(&schema, &longer, &[1]),
+            Err(DecodeError::Payload { .. })
+        ));
     }
 }

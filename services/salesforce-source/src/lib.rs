@@ -13,11 +13,15 @@
 //!   and published with the records' current state, marked `sfjira.gap-recovered`.
 //! - [`backfill`]: initial load / re-sync: paged SOQL by `SystemModstamp`, published as
 //!   snapshot records (`sfjira.snapshot: true`), each page committed with its resume position.
+//! - [`schemas`]: `GetSchema` once per schema id, retried within a budget, then the DLQ.
 //! - [`publish`]: Kafka records (key = record Id, value registered under `<topic>-value`).
 //! - [`checkpoint`]: the channel's position in `sfjira.checkpoints`.
 //! - [`runtime`]: one task per channel: subscribe, decode, produce and commit records with
 //!   their position in one Kafka transaction; reconnect, re-login, watchdog.
 //! - [`proto`]: the generated Pub/Sub API client.
+//! - [`tls`]: the clients (OAuth, REST, gRPC), trusting `salesforce_source.tls_ca_file` too.
+//!
+//! `benches/capture.rs` (`make bench`): capture throughput, latency and peak memory.
 
 pub mod auth;
 pub mod backfill;
@@ -30,5 +34,5 @@ pub mod proto;
 pub mod publish;
 pub mod pubsub;
 pub mod runtime;
-
-// Not built yet (issue #5), so nobody mistakes it for present: `make bench`.
+pub mod schemas;
+pub mod tls;

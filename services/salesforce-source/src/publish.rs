@@ -70,13 +70,15 @@ impl Publisher {
 
 /// The DLQ record for an event that cannot be published: the raw Avro payload keyed by the
 /// event id, with Salesforce's schema id and the replay id as headers (so it can be decoded
-/// and traced back), plus the router's error headers.
+/// and traced back), plus the router's error headers (`attempts`: tries made, e.g. of
+/// `GetSchema`).
 pub fn dead_letter(
     dlq: &DlqRouter,
     channel: &str,
     pe: &ProducerEvent,
     replay_id: &[u8],
     err: &StageError,
+    attempts: Attempts,
 ) -> OutRecord {
     tracing::warn!(%channel, schema_id = %pe.schema_id, error = %err, "event dead-lettered");
     let record = OutRecord::new(channel)
@@ -93,5 +95,5 @@ pub fn dead_letter(
         offset: -1,
         record,
     };
-    dlq.dead_letter(&failed, err, FailedAt::TaskPoll, Attempts::once())
+    dlq.dead_letter(&failed, err, FailedAt::TaskPoll, attempts)
 }

@@ -10,7 +10,7 @@
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status, Streaming};
 
 use crate::auth::Session;
@@ -56,6 +56,12 @@ impl From<Status> for PubSubError {
 
 /// Opens the gRPC channel to `url`.
 pub async fn connect(url: &str) -> Result<Channel, PubSubError> {
+    connect_with_ca(url, None).await
+}
+
+/// Opens the gRPC channel to `url`; for `https://`, trusting `ca_pem` (PEM certificates) as
+/// well as the system's store.
+pub async fn connect_with_ca(url: &str, ca_pem: Option<&[u8]>) -> Result<Channel, PubSubError> {
     let other =
         |e: tonic::transport::Error| PubSubError::Other(format!("connecting to {url}: {e}"));
     let mut endpoint = Endpoint::from_shared(url.to_string())
@@ -64,9 +70,11 @@ pub async fn connect(url: &str) -> Result<Channel, PubSubError> {
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))
         .keep_alive_while_idle(true);
     if url.starts_with("https://") {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_native_roots())
-            .map_err(other)?;
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(pem) = ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        endpoint = endpoint.tls_config(tls).map_err(other)?;
     }
     endpoint.connect().await.map_err(other)
 }

@@ -108,6 +108,10 @@ async fn invalid_replay_latest_skips_to_new_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_mid_stream_loses_and_duplicates_nothing() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info,sfjira_salesforce_source=debug")
+        .try_init();
     let org = Org::start().await;
     let dep = Deployment::new("sfsrc-token", &org, "").await;
     let topic = dep.topic("salesforce.cdc.Account");
@@ -134,9 +138,12 @@ async fn token_expiry_mid_stream_loses_and_duplicates_nothing() {
             org.expire_tokens().await;
         }
     }
-    // Every reconnect here meets UNAUTHENTICATED and backs off (with jitter) before logging in
-    // again, about six times over: on a loaded machine that takes more than one WAIT.
-    wait_for(&topic, 40, 3 * WAIT).await;
+    // Four or five dropped streams, each followed by a backoff of at most 1 s and, after each
+    // expiry, one refused Subscribe and a login: a few seconds in all (about 4 s measured), so
+    // WAIT leaves a wide margin. (This once needed more: the events of the response a closing
+    // server sent last were aborted when asking for more failed, and the resubscription met
+    // the same end again; see `ChannelRunner::stream`.)
+    wait_for(&topic, 40, WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_source(source).await;
     let recs = read_changes(&topic, 41, Duration::from_secs(5)).await;

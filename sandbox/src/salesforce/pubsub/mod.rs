@@ -158,6 +158,7 @@ async fn run(
         faults: settings.faults.clone(),
         settings,
         clock,
+        corrupted: Arc::default(),
     };
     tracing::info!(addr = %listener.local_addr()?, "Salesforce Pub/Sub API listening");
     server

@@ -10,7 +10,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::PubSubSettings;
 use super::auth::{AccessTokens, Session, authenticate};
-use super::faults::StreamFaults;
+use super::faults::{CorruptedEvents, StreamFaults};
 use super::proto::pub_sub_server::PubSub;
 use super::proto::{
     FetchRequest, FetchResponse, ManagedFetchRequest, ManagedFetchResponse, PublishRequest,
@@ -29,6 +29,8 @@ pub struct PubSubService {
     pub(crate) faults: Arc<dyn StreamFaults>,
     pub(crate) settings: PubSubSettings,
     pub(crate) clock: SandboxClock,
+    /// Events the `corrupt_next_events` fault corrupted (shared by every subscription).
+    pub(crate) corrupted: Arc<CorruptedEvents>,
 }
 
 impl PubSubService {
@@ -72,6 +74,7 @@ impl PubSub for PubSubService {
             faults: self.faults.clone(),
             settings: self.settings.clone(),
             clock: self.clock.clone(),
+            corrupted: self.corrupted.clone(),
             rpc_id,
             tx,
         };
@@ -85,6 +88,11 @@ impl PubSub for PubSubService {
     ) -> Result<Response<SchemaInfo>, Status> {
         let rpc_id = new_rpc_id();
         self.auth(&request, &rpc_id, "GetSchema")?;
+        // Fault: the schema service is out while streams keep flowing (the live service's
+        // `service.unavailable` status, reference §1.5).
+        if self.faults.take_get_schema_unavailable() {
+            return Err(status::service_unavailable(&rpc_id, "GetSchema"));
+        }
         let id = &request.get_ref().schema_id;
         match self.bus.schema_by_id(id) {
             Some(s) => Ok(Response::new(SchemaInfo {

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tonic::{Code, Status, Streaming};
 
 use super::PubSubSettings;
-use super::faults::StreamFaults;
+use super::faults::{CorruptedEvents, StreamFaults};
 use super::proto::{ConsumerEvent, FetchRequest, FetchResponse, ProducerEvent, ReplayPreset};
 use super::status::{self, error};
 use crate::clock::SandboxClock;
@@ -40,6 +40,7 @@ pub(crate) struct Subscription {
     pub faults: Arc<dyn StreamFaults>,
     pub settings: PubSubSettings,
     pub clock: SandboxClock,
+    pub(crate) corrupted: Arc<CorruptedEvents>,
     pub rpc_id: String,
     pub tx: mpsc::Sender<Result<FetchResponse, Status>>,
 }
@@ -123,9 +124,15 @@ impl Subscription {
                         .take(batch)
                         .map(|e| ConsumerEvent {
                             event: Some(ProducerEvent {
+                                payload: self.corrupted.payload(
+                                    self.faults.as_ref(),
+                                    &topic,
+                                    e.replay_id,
+                                    &e.event_id,
+                                    &e.payload,
+                                ),
                                 id: e.event_id,
                                 schema_id: e.schema_id,
-                                payload: e.payload.to_vec(),
                                 headers: Vec::new(),
                             }),
                             replay_id: encode_replay_id(e.replay_id),

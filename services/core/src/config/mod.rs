@@ -78,7 +78,7 @@ use figment::Figment;
 use figment::providers::{Format, Yaml};
 
 pub use error::ConfigError;
-pub use jira_sink::JiraSinkConfig;
+pub use jira_sink::{DeleteMode, JiraSinkConfig};
 pub use jira_source::{JiraOAuthConfig, JiraSourceConfig};
 pub use salesforce_sink::SalesforceSinkConfig;
 pub use salesforce_source::{

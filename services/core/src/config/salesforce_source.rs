@@ -3,9 +3,12 @@
 //! its own file (not `sections.rs`) so that file stays readable as per-service sections are
 //! added; it is re-exported and validated exactly like the others.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use super::{ConfigError, Secret};
+use crate::retry::RetryPolicy;
 
 /// The salesforce-source service (only it reads this section).
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +24,10 @@ pub struct SalesforceSourceConfig {
     /// `http://127.0.0.1:17443` for the sandbox (plain HTTP/2).
     #[serde(default = "default_pubsub_url")]
     pub pubsub_url: String,
+    /// A PEM file of CA certificates to trust for `https://` `login_url` and `pubsub_url`, in
+    /// addition to the system's store (a TLS-inspecting proxy, the sandbox's generated CA).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// The org Id (`tenantid` metadata). Default: read from the token's identity URL.
     #[serde(default)]
     pub tenant_id: Option<String>,
@@ -59,6 +66,12 @@ pub struct SalesforceSourceConfig {
     /// used more than this share (0–1) of its daily API requests. Default 0.5.
     #[serde(default = "default_backfill_max_api_share")]
     pub backfill_max_api_share: f64,
+    /// Retries of a `GetSchema` call that fails for a reason other than the session (the
+    /// service unavailable, a timeout); once spent, the event goes to `salesforce-source.dlq`
+    /// (SFJ-6005) and the stream goes on. Default: 6 tries within 60 s, waits from 0.5 s up
+    /// to 10 s.
+    #[serde(default = "default_schema_retry")]
+    pub schema_retry: RetryPolicy,
 }
 
 /// Where a channel without a checkpoint starts.
@@ -129,6 +142,14 @@ fn default_watchdog_secs() -> u64 {
 }
 fn default_backfill_max_api_share() -> f64 {
     0.5
+}
+fn default_schema_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_delay_ms: 500,
+        max_delay_ms: 10_000,
+        max_attempts: 6,
+        max_elapsed_ms: 60_000,
+    }
 }
 fn default_source_batch_size() -> usize {
     500
@@ -207,6 +228,22 @@ impl SalesforceSourceConfig {
                 "copy the org Id (00D…) from Setup → Company Information, or remove the key",
             ));
         }
+        if let Some(path) = &self.tls_ca_file
+            && !path.is_file()
+        {
+            return Err(ConfigError::invalid(
+                "salesforce_source.tls_ca_file",
+                format!("{} is not a readable file", path.display()),
+                "give the path of a PEM file of CA certificates, or remove the key to trust the system's store only",
+            ));
+        }
+        self.schema_retry.validate().map_err(|e| {
+            ConfigError::invalid(
+                "salesforce_source.schema_retry",
+                e,
+                "see Retry policies in docs/configuration.md",
+            )
+        })?;
         self.auth.validate()
     }
 }
@@ -281,6 +318,8 @@ mod tests {
         assert_eq!(s.on_invalid_replay, OnInvalidReplay::Fail);
         assert_eq!(s.start_from, StartFrom::Latest);
         assert_eq!(s.pubsub_url, "https://api.pubsub.salesforce.com:7443");
+        assert_eq!(s.tls_ca_file, None);
+        assert_eq!(s.schema_retry.max_attempts, 6);
         assert_eq!(s.auth.kind, AuthKind::ClientCredentials);
         assert_eq!(s.auth.client_secret.as_ref().unwrap().expose(), "s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
@@ -304,5 +343,9 @@ mod tests {
         );
         let err = load(&jwt, &env).unwrap_err();
         assert_eq!(err.key, "salesforce_source.auth.username", "{err}");
+        let err = load(&format!("{OK}  tls_ca_file: /nonexistent/ca.pem\n"), &env).unwrap_err();
+        assert_eq!(err.key, "salesforce_source.tls_ca_file", "{err}");
+        let err = load(&format!("{OK}  schema_retry: {{max_attempts: 0}}\n"), &env).unwrap_err();
+        assert_eq!(err.key, "salesforce_source.schema_retry", "{err}");
     }
 }

@@ -36,9 +36,23 @@ impl Org {
         let full = spawn_full_for_tests(config, SandboxClock::new(30.0))
             .await
             .expect("the sandbox org starts");
+        // With TLS, the admin calls trust the org's generated CA.
+        let mut http = reqwest::Client::builder();
+        if let Some(ca) = &full.ca_pem_path {
+            let pem = std::fs::read(ca).expect("the CA file is written before the org starts");
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
         Org {
             full,
-            http: reqwest::Client::new(),
+            http: http.build().unwrap(),
+        }
+    }
+
+    /// The Pub/Sub API's URL (`https://` when the org serves TLS).
+    pub fn pubsub_url(&self) -> String {
+        match self.full.ca_pem_path {
+            Some(_) => format!("https://127.0.0.1:{}", self.full.pubsub_addr.port()),
+            None => format!("http://{}", self.full.pubsub_addr),
         }
     }
 
@@ -153,8 +167,8 @@ telemetry: {{log_level: "info,sfjira_salesforce_source=debug"}}
 http: {{listen: "127.0.0.1:0"}}
 salesforce_source:
   login_url: "{base}"
-  pubsub_url: "http://{pubsub}"
-  auth:
+  pubsub_url: "{pubsub}"
+{ca}  auth:
     type: client_credentials
     client_id: sfjira-sandbox-consumer-key
     client_secret: {{env: {SECRET_VAR}}}
@@ -166,7 +180,15 @@ salesforce_source:
             bootstrap = bootstrap(),
             registry = registry_url(),
             base = org.base(),
-            pubsub = org.full.pubsub_addr,
+            pubsub = org.pubsub_url(),
+            ca = org
+                .full
+                .ca_pem_path
+                .as_ref()
+                .map_or(String::new(), |p| format!(
+                    "  tls_ca_file: \"{}\"\n",
+                    p.display()
+                )),
         );
         let config_path = dir.join("sfjira.yaml");
         std::fs::write(&config_path, yaml).unwrap();

@@ -6,8 +6,9 @@
 //! Commit rules (a Salesforce transaction is never split across Kafka transactions):
 //! - before the first event of a new Salesforce transaction, when `batch_size` records are in
 //!   the open Kafka transaction;
-//! - after a response that left demand pending (the server had nothing more to give), or after
-//!   `IDLE_COMMIT` without a further response;
+//! - after a response that left demand pending (the server had nothing more to give) and no
+//!   further response is already waiting (those join the transaction, up to `batch_size`), or
+//!   after `IDLE_COMMIT` without a further response;
 //! - on a keepalive: the position alone (keepalives advance the stored position).
 //!
 //! Any stream failure (watchdog, broken stream, refused token, aborted Kafka transaction)
@@ -15,27 +16,27 @@
 //! what Kafka holds never has a gap or a duplicate.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::FutureExt;
 use rand::Rng;
 use sfjira_core::avro::AvroCodec;
 use sfjira_core::config::{OnInvalidReplay, SalesforceSourceConfig, SfjiraConfig, StartFrom};
 use sfjira_core::dlq::DlqRouter;
-use sfjira_core::errors::{ErrorCode, StageError};
-use sfjira_core::kafka::{OutRecord, TransactionalProducer, TxnError, client_config, topic_name};
+use sfjira_core::errors::ErrorCode;
+use sfjira_core::kafka::{TransactionalProducer, TxnError, client_config, topic_name};
 use sfjira_core::telemetry::events::{RecordsReceived, RecordsSent};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::auth::{Session, TokenClient};
 use crate::checkpoint::{self, Position};
-use crate::decode::{self, EventSchema};
-use crate::events::{AuthRefreshed, CaptureLag, ChangesPublished, GapRecovered, Reconnected};
-use crate::proto::ConsumerEvent;
+use crate::events::{AuthRefreshed, ChangesPublished, Reconnected};
+use crate::proto::FetchResponse;
 use crate::publish::Publisher;
-use crate::pubsub::{self, PubSubError, StartAt, Subscription};
+use crate::pubsub::{PubSubError, StartAt, Subscription};
+use crate::schemas::Schemas;
 
 /// How long the source waits for a further response, after asking for more, before committing
 /// what it has. The server sends available events at once when demand is pending, so silence
@@ -44,6 +45,8 @@ use crate::pubsub::{self, PubSubError, StartAt, Subscription};
 /// transaction split across two Kafka transactions, never lost or duplicated).
 const IDLE_COMMIT: Duration = Duration::from_millis(500);
 const STAGE: &str = "salesforce-source";
+
+mod handle;
 
 /// Runs every configured channel until `shutdown` resolves or one channel fails.
 pub async fn run(
@@ -60,7 +63,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for channel in &settings.channels {
-        let runner = ChannelRunner::new(cfg, &settings, channel).await?;
+        let runner = ChannelRunner::new(cfg, &settings, channel, stop_rx.clone()).await?;
         tasks.spawn(runner.run(stop_rx.clone()));
     }
     tokio::pin!(shutdown);
@@ -73,6 +76,16 @@ pub async fn run(
         r.context("a channel task panicked")??;
     }
     result
+}
+
+/// Consecutive failed subscriptions since the last response (any response, keepalives too, so
+/// the backoff starts small again after every stream that worked).
+#[derive(Debug, Default)]
+struct Failures {
+    /// Broken or refused streams (not the session).
+    stream: u32,
+    /// Refused sessions.
+    auth: u32,
 }
 
 enum StreamEnd {
@@ -90,7 +103,7 @@ struct ChannelRunner {
     publisher: Publisher,
     dlq: DlqRouter,
     checkpoint_topic: String,
-    schemas: HashMap<String, Arc<EventSchema>>,
+    schemas: Schemas,
     /// REST calls (gap recovery).
     http: reqwest::Client,
     /// Where the next subscription starts (after the last committed position).
@@ -111,6 +124,7 @@ impl ChannelRunner {
         cfg: &SfjiraConfig,
         settings: &SalesforceSourceConfig,
         channel: &str,
+        stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let base = client_config(&cfg.kafka);
         let txn_id = format!(
@@ -136,11 +150,7 @@ impl ChannelRunner {
             },
         };
         tracing::info!(%channel, ?position, "resuming");
-        let tokens = TokenClient::new(
-            &settings.login_url,
-            settings.auth.clone(),
-            settings.tenant_id.clone(),
-        );
+        let tokens = crate::tls::token_client(settings)?;
         let session = tokens.login().await.map_err(|e| {
             anyhow::anyhow!(
                 "{}: {e}; {}",
@@ -148,7 +158,7 @@ impl ChannelRunner {
                 ErrorCode::SalesforceLoginFailed.remediation()
             )
         })?;
-        let grpc = pubsub::connect(&settings.pubsub_url).await?;
+        let grpc = crate::tls::pubsub_channel(settings).await?;
         let publisher = Publisher::new(AvroCodec::new(&cfg.registry)?, &cfg.kafka.topic_prefix);
         let dlq = DlqRouter::new(STAGE, &cfg.kafka.topic_prefix, &cfg.service.instance_id);
         Ok(ChannelRunner {
@@ -161,10 +171,8 @@ impl ChannelRunner {
             publisher,
             dlq,
             checkpoint_topic,
-            schemas: HashMap::new(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            schemas: Schemas::new(settings.schema_retry.clone(), stop.clone()),
+            http: crate::tls::http_client(settings, Duration::from_secs(60))?,
             start,
             in_txn: 0,
             sent: HashMap::new(),
@@ -175,7 +183,7 @@ impl ChannelRunner {
     }
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let mut failures: u32 = 0;
+        let mut failures = Failures::default();
         loop {
             let end = self.stream(&mut stop, &mut failures).await;
             self.abort().await?;
@@ -185,7 +193,20 @@ impl ChannelRunner {
             };
             match err {
                 PubSubError::Unauthenticated(why) => {
-                    tracing::info!(channel = %self.channel, %why, "session refused; logging in again");
+                    failures.auth += 1;
+                    // The first refusal after a working stream is an expired session: log in
+                    // at once. A fresh session refused again (a wrong tenant_id, a revoked
+                    // permission) backs off like any failure, not to hammer the token endpoint.
+                    if failures.auth > 1 {
+                        let delay = backoff(failures.auth - 1);
+                        tracing::warn!(channel = %self.channel, %why, ?delay, "a fresh session was refused too; backing off");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            _ = stop.changed() => return Ok(()),
+                        }
+                    } else {
+                        tracing::info!(channel = %self.channel, %why, "session refused; logging in again");
+                    }
                     self.relogin(&mut stop).await?;
                     Reconnected {
                         channel: &self.channel,
@@ -220,8 +241,8 @@ impl ChannelRunner {
                     }
                 },
                 PubSubError::Other(why) => {
-                    failures += 1;
-                    let delay = backoff(failures);
+                    failures.stream += 1;
+                    let delay = backoff(failures.stream);
                     tracing::warn!(channel = %self.channel, %why, ?delay, "stream failed; reconnecting");
                     let reason = if why.starts_with("watchdog") {
                         "watchdog"
@@ -269,7 +290,11 @@ impl ChannelRunner {
     }
 
     /// One subscription, until it fails or the source stops.
-    async fn stream(&mut self, stop: &mut watch::Receiver<bool>, failures: &mut u32) -> StreamEnd {
+    async fn stream(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+        failures: &mut Failures,
+    ) -> StreamEnd {
         let fetch = self.settings.fetch_size;
         let mut sub =
             match Subscription::open(&self.grpc, &self.session, &self.channel, &self.start, fetch)
@@ -280,9 +305,14 @@ impl ChannelRunner {
             };
         let watchdog = Duration::from_secs(self.settings.watchdog_secs);
         let mut idle_commit: Option<tokio::time::Instant> = None;
+        // A response already received while deciding whether to commit (see below).
+        let mut ready: Option<FetchResponse> = None;
         loop {
             let idle_at = idle_commit.unwrap_or_else(|| tokio::time::Instant::now() + watchdog);
-            let response = tokio::select! {
+            let response = if let Some(r) = ready.take() {
+                Ok(Ok(Some(r)))
+            } else {
+                tokio::select! {
                 _ = stop.changed() => return StreamEnd::Stopped,
                 () = tokio::time::sleep_until(idle_at), if idle_commit.is_some() => {
                     idle_commit = None;
@@ -291,6 +321,7 @@ impl ChannelRunner {
                     continue;
                 }
                 r = tokio::time::timeout(watchdog, sub.next()) => r,
+                }
             };
             let response = match response {
                 Err(_) => {
@@ -306,7 +337,7 @@ impl ChannelRunner {
                 }
                 Ok(Ok(Some(r))) => r,
             };
-            *failures = 0;
+            *failures = Failures::default();
             let handed = response.events.len();
             if handed > 0 {
                 RecordsReceived {
@@ -328,7 +359,14 @@ impl ChannelRunner {
                 }
             }
             if let Err(e) = sub.request(handed as i32).await {
-                return StreamEnd::Failed(e);
+                // The server already ended the call (its request side is gone) — typically
+                // right after this very response, as a server that closes a stream does. The
+                // events of the response are whole and are committed below like any others;
+                // `next()` then reports how the call ended. Failing here instead aborted them,
+                // and the resubscription was handed the same events and ended the same way
+                // again: a reconnect loop that made no progress for as long as this race kept
+                // going this way (tests/replay.rs token_expiry…).
+                tracing::debug!(channel = %self.channel, error = %e, "cannot ask for more: the call has ended");
             }
             let position = if response.latest_replay_id.is_empty() {
                 self.last_replay.clone()
@@ -338,129 +376,34 @@ impl ChannelRunner {
             if handed == 0 || response.pending_num_requested > 0 {
                 // A keepalive, or the server gave all it had: a transaction boundary.
                 idle_commit = None;
+                // Responses the server sent meanwhile (it queues them while a commit runs) join
+                // this Kafka transaction, up to batch_size: one commit for all that is ready.
+                // Committing after each instead made one commit per event when changes come
+                // one by one, and past ~1/commit-time changes per second the source fell
+                // behind for good (benches/capture.rs, steady phase).
+                if self.in_txn < self.settings.batch_size {
+                    match sub.next().now_or_never() {
+                        Some(Ok(Some(next))) => {
+                            ready = Some(next);
+                            continue;
+                        }
+                        Some(end) => {
+                            if let Err(e) = self.commit(&position).await {
+                                return StreamEnd::Failed(e);
+                            }
+                            return StreamEnd::Failed(end.err().unwrap_or_else(|| {
+                                PubSubError::Other("the server ended the stream".into())
+                            }));
+                        }
+                        None => {}
+                    }
+                }
                 if let Err(e) = self.commit(&position).await {
                     return StreamEnd::Failed(e);
                 }
             } else {
                 idle_commit = Some(tokio::time::Instant::now() + IDLE_COMMIT);
             }
-        }
-    }
-
-    /// Decodes one event and hands its records to the open Kafka transaction.
-    async fn handle(&mut self, event: ConsumerEvent) -> Result<(), PubSubError> {
-        let Some(pe) = event.event else {
-            return Ok(());
-        };
-        let schema = self.schema(&pe.schema_id).await?;
-        let changes = match &schema {
-            Ok(s) => decode::decode_event(s, &pe.payload, &event.replay_id).map_err(|e| {
-                StageError::new(ErrorCode::SalesforcePayloadUndecodable, e.to_string())
-            }),
-            Err(e) => Err(e.clone_for(&pe.schema_id)),
-        };
-        let changes = match changes {
-            Ok(c) if c.first().is_some_and(|c| c.change_type.starts_with("GAP_")) => {
-                let schema = schema.as_ref().expect("decoded with it");
-                let (entity, gap) = (c[0].entity.clone(), c[0].change_type.clone());
-                let recovered = crate::gap::recover(&self.http, &self.session, schema, c).await?;
-                GapRecovered {
-                    entity: &entity,
-                    gap: &gap,
-                    records: recovered.len() as u64,
-                }
-                .emit();
-                Ok(recovered)
-            }
-            Ok(c) if self.settings.enrich_full_state => {
-                let schema = schema.as_ref().expect("decoded with it");
-                Ok(crate::enrich::enrich(&self.http, &self.session, schema, c).await?)
-            }
-            other => other,
-        };
-        let mut records = Vec::new();
-        match changes {
-            Ok(changes) => {
-                let tx_key = changes.first().map(|c| c.transaction_key.clone());
-                if self.in_txn >= self.settings.batch_size
-                    && tx_key.is_some()
-                    && tx_key != self.last_tx_key
-                {
-                    let at = self.last_replay.clone();
-                    self.commit(&at).await?;
-                }
-                self.last_tx_key = tx_key;
-                let schema = schema.as_ref().expect("decoded with it");
-                let now_ms = chrono::Utc::now().timestamp_millis();
-                for c in &changes {
-                    match self.publisher.record(schema, c).await {
-                        Ok(r) => {
-                            records.push(r);
-                            *self
-                                .published
-                                .entry((c.entity.clone(), c.change_type.clone()))
-                                .or_default() += 1;
-                            CaptureLag {
-                                entity: &c.entity,
-                                seconds: (now_ms - c.commit_timestamp) as f64 / 1000.0,
-                            }
-                            .emit();
-                        }
-                        Err(e) if e.retryable() => {
-                            return Err(PubSubError::Other(format!("registering a schema: {e}")));
-                        }
-                        Err(e) => {
-                            records = vec![self.dead_letter(&pe, &event.replay_id, &e)];
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => records.push(self.dead_letter(&pe, &event.replay_id, &e)),
-        }
-        if !self.producer.is_open() {
-            self.producer.begin().map_err(txn)?;
-        }
-        for r in &records {
-            self.producer.send(r).await.map_err(txn)?;
-            let e = self.sent.entry(r.topic.clone()).or_default();
-            e.0 += 1;
-            e.1 += r.payload.as_ref().map_or(0, |p| p.len() as u64);
-        }
-        self.in_txn += records.len();
-        self.last_replay = event.replay_id;
-        Ok(())
-    }
-
-    fn dead_letter(
-        &self,
-        pe: &crate::proto::ProducerEvent,
-        replay_id: &[u8],
-        err: &StageError,
-    ) -> OutRecord {
-        crate::publish::dead_letter(&self.dlq, &self.channel, pe, replay_id, err)
-    }
-
-    /// The schema of `id`: fetched once, then cached. `Ok(Err)` when it cannot be used (the
-    /// event goes to the DLQ); `Err` when the call failed (reconnect).
-    async fn schema(
-        &mut self,
-        id: &str,
-    ) -> Result<Result<Arc<EventSchema>, StageError>, PubSubError> {
-        if let Some(s) = self.schemas.get(id) {
-            return Ok(Ok(s.clone()));
-        }
-        let json = pubsub::get_schema(&self.grpc, &self.session, id).await?;
-        match EventSchema::parse(id, &json) {
-            Ok(s) => {
-                let s = Arc::new(s);
-                self.schemas.insert(id.to_string(), s.clone());
-                Ok(Ok(s))
-            }
-            Err(e) => Ok(Err(StageError::new(
-                ErrorCode::SalesforceSchemaUnusable,
-                e.to_string(),
-            ))),
         }
     }
 

@@ -367,7 +367,11 @@ impl Evaluator<'_, '_> {
             }
             ValueSource::Expr(e) => {
                 let reads = fields_read_by(&e.source);
-                (self.eval(e, &rule.target)?, self.input_changed(&reads))
+                // An expression over the event (`event.commit_time`) or with fields the scan
+                // cannot name (`record["Salesforce ID"]`) is new with every change it sees.
+                let opaque = e.source.contains("event.") || e.source.contains("record[");
+                let changed = opaque || self.input_changed(&reads);
+                (self.eval(e, &rule.target)?, changed)
             }
         };
         let value = match (&rule.table, &raw) {

@@ -193,6 +193,10 @@ fn jira_status_goes_back_through_a_value_table_in_batches() {
         c.fields["Jira_Updated__c"].value,
         json!("2026-11-27T10:00:00.000Z")
     );
+    assert!(
+        c.fields["Jira_Updated__c"].changed,
+        "an expression over the event is new with every change: the sink writes it on update"
+    );
     assert_eq!(c.delivery, DeliveryMode::Batched { interval_ms: 5_000 });
     // A status the table does not know falls back to the default.
     r.fields.insert("status".into(), json!("Blocked"));

@@ -25,6 +25,13 @@ pub const SERVICES: [&str; 5] = [
 
 const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 
+/// The variables the deployment's secrets name, set to the sandbox's credentials.
+const SECRET_VARS: [(&str, &str); 3] = [
+    ("SFJIRA_SALESFORCE_CLIENT_SECRET", "sfjira-sandbox-consumer-secret"),
+    ("SFJIRA_JIRA_API_TOKEN", "sandbox-token"),
+    ("SFJIRA_JIRA_WEBHOOK_SECRET", WEBHOOK_SECRET),
+];
+
 /// A running deployment.
 pub struct Deployment {
     pub salesforce_url: String,
@@ -39,8 +46,19 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Starts the sandbox and every service; returns once each service answers `/readyz`.
+    /// Starts the sandbox and every service on the demo mapping; returns once each service
+    /// answers `/readyz`.
     pub async fn start(bootstrap: &str, registry_url: &str) -> anyhow::Result<Self> {
+        let mapping = repo_root().join("config/mapping.yaml");
+        Self::start_with_mapping(bootstrap, registry_url, &mapping).await
+    }
+
+    /// [`Self::start`] with another mapping file.
+    pub async fn start_with_mapping(
+        bootstrap: &str,
+        registry_url: &str,
+        mapping: &Path,
+    ) -> anyhow::Result<Self> {
         let bin = bin_dir()?;
         let root = repo_root();
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -69,7 +87,7 @@ impl Deployment {
                 registry_url,
                 &topic_prefix,
                 &id,
-                &root,
+                mapping,
             ),
         )?;
 
@@ -105,16 +123,20 @@ impl Deployment {
         )
         .await?;
 
-        let status = Command::new(bin.join("sfjira"))
+        let out = Command::new(bin.join("sfjira"))
             .current_dir(&root)
             .arg("--config")
             .arg(&d.config_path)
             .args(["topics", "apply"])
-            .stdout(Stdio::null())
-            .status()
+            .envs(SECRET_VARS)
+            .output()
             .await?;
-        if !status.success() {
-            bail!("sfjira topics apply failed ({status})");
+        if !out.status.success() {
+            bail!(
+                "sfjira topics apply failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
 
         for name in SERVICES {
@@ -255,9 +277,8 @@ fn deployment_yaml(
     registry: &str,
     prefix: &str,
     id: &str,
-    root: &Path,
+    mapping: &Path,
 ) -> String {
-    let mapping = root.join("config/mapping.yaml");
     format!(
         r#"service: {{ instance_id: e2e-{id} }}
 kafka: {{ bootstrap_servers: "{bootstrap}", topic_prefix: "{prefix}" }}

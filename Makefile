@@ -56,6 +56,7 @@ bench:
 	$(CARGO) build --release -p sfjira-transformer
 	infra/with-stack $(CARGO) bench -p sfjira-transformer --bench throughput
 	infra/with-stack $(CARGO) bench -p sfjira-salesforce-source --bench capture
+	infra/with-stack $(CARGO) bench -p sfjira-salesforce-sink --bench sink
 
 lint:
 	$(CARGO) fmt --all -- --check

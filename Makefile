@@ -55,6 +55,7 @@ bench:
 	$(CARGO) bench -p sfjira-core --bench codec
 	$(CARGO) build --release -p sfjira-transformer
 	infra/with-stack $(CARGO) bench -p sfjira-transformer --bench throughput
+	infra/with-stack $(CARGO) bench -p sfjira-jira-sink --bench jira_sink
 	infra/with-stack $(CARGO) bench -p sfjira-salesforce-source --bench capture
 	infra/with-stack $(CARGO) bench -p sfjira-salesforce-sink --bench sink
 

@@ -47,6 +47,38 @@ fn rendered(state: &AppState, issue_id: u64, c: &crate::jira::site::issue::Comme
     render::comment(&site.catalog, &site.base_url, issue_id, c)
 }
 
+/// `properties: [{key, value}]` of a comment or worklog body (each needs a string `key`; real
+/// Jira takes them on create, reference §3.4 and §3.5).
+pub(super) fn properties_of(v: &Value) -> ApiResult<Vec<Value>> {
+    let props = v
+        .get("properties")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if props
+        .iter()
+        .any(|p| p.get("key").and_then(Value::as_str).is_none())
+    {
+        // [U] wording.
+        return Err(ApiError::bad_request("Property key must be a string."));
+    }
+    Ok(props)
+}
+
+/// Whether `expand` asks for entity properties.
+pub(super) fn expands_properties(params: &Params) -> bool {
+    let expand = params.get("expand").map(String::as_str).unwrap_or("");
+    expand.split(',').any(|e| e.trim() == "properties")
+}
+
+/// The comment as rendered, with its properties when `expand` asks for them.
+fn with_properties(mut v: Value, c: &crate::jira::site::issue::Comment, params: &Params) -> Value {
+    if expands_properties(params) {
+        v["properties"] = Value::Array(c.properties.clone());
+    }
+    v
+}
+
 pub async fn add(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -55,8 +87,19 @@ pub async fn add(
 ) -> ApiResult<Response> {
     let id = issue_id(&state, &key)?;
     let (b, visibility) = body_of(&body)?;
+    let properties = properties_of(&json_body(&body)?)?;
     let comment = state.write(&caller.account_id, |site, now| {
-        site.push_comment(id, &caller.account_id, b, visibility, now)
+        let (mut c, events) = site.push_comment(id, &caller.account_id, b, visibility, now)?;
+        if let Some(stored) = site
+            .state
+            .issues
+            .get_mut(&id)
+            .and_then(|i| i.comments.iter_mut().find(|x| x.id == c.id))
+        {
+            stored.properties = properties.clone();
+        }
+        c.properties = properties;
+        Ok((c, events))
     })?;
     Ok((
         StatusCode::CREATED,
@@ -83,7 +126,13 @@ pub async fn list(
         .iter()
         .skip(start)
         .take(max)
-        .map(|c| render::comment(&site.catalog, &site.base_url, issue.id, c))
+        .map(|c| {
+            with_properties(
+                render::comment(&site.catalog, &site.base_url, issue.id, c),
+                c,
+                &params,
+            )
+        })
         .collect();
     Ok(axum::Json(
         json!({"comments": comments, "maxResults": max, "total": all.len(), "startAt": start}),
@@ -104,6 +153,7 @@ fn comment_id(raw: &str) -> ApiResult<u64> {
 pub async fn get_one(
     State(state): State<AppState>,
     Path((key, cid)): Path<(String, String)>,
+    params: Params,
 ) -> ApiResult<Response> {
     let cid = comment_id(&cid)?;
     let site = state.lock_site();
@@ -114,7 +164,8 @@ pub async fn get_one(
             format!("Can not find a comment for the id: {cid}"),
         )
     })?;
-    Ok(axum::Json(render::comment(&site.catalog, &site.base_url, issue.id, c)).into_response())
+    let v = render::comment(&site.catalog, &site.base_url, issue.id, c);
+    Ok(axum::Json(with_properties(v, c, &params)).into_response())
 }
 
 pub async fn update(

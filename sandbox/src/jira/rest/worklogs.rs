@@ -26,9 +26,21 @@ pub async fn add(
 ) -> ApiResult<Response> {
     let id = issue_id(&state, &key)?;
     let adjust = adjust_of(&params)?;
-    let input = WorklogInput::from_body(&json_body(&body)?)?;
+    let raw = json_body(&body)?;
+    let input = WorklogInput::from_body(&raw)?;
+    let properties = super::comments::properties_of(&raw)?;
     let worklog = state.write(&caller.account_id, |site, now| {
-        site.add_worklog(id, &caller.account_id, input, adjust, now)
+        let (mut w, events) = site.add_worklog(id, &caller.account_id, input, adjust, now)?;
+        if let Some(stored) = site
+            .state
+            .issues
+            .get_mut(&id)
+            .and_then(|i| i.worklogs.iter_mut().find(|x| x.id == w.id))
+        {
+            stored.properties = properties.clone();
+        }
+        w.properties = properties;
+        Ok((w, events))
     })?;
     let site = state.lock_site();
     Ok((
@@ -63,7 +75,13 @@ pub async fn list(
         .iter()
         .skip(start)
         .take(max)
-        .map(|w| render::worklog(&site.catalog, &site.base_url, w))
+        .map(|w| {
+            let mut v = render::worklog(&site.catalog, &site.base_url, w);
+            if super::comments::expands_properties(&params) {
+                v["properties"] = Value::Array(w.properties.clone());
+            }
+            v
+        })
         .collect();
     Ok(axum::Json(
         json!({"startAt": start, "maxResults": max, "total": matching.len(), "worklogs": worklogs}),

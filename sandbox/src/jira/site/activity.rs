@@ -66,6 +66,7 @@ impl Site {
             created: now,
             updated: now,
             visibility,
+            properties: Vec::new(),
         };
         issue.comments.push(comment.clone());
         issue.updated = now;

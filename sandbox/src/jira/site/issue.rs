@@ -73,6 +73,10 @@ pub struct Comment {
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
     pub visibility: Option<Value>,
+    /// Entity properties set with the comment (`properties: [{key, value}]` on create, shown
+    /// with `expand=properties`; reference §3.4).
+    #[serde(default)]
+    pub properties: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +92,10 @@ pub struct Worklog {
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
     pub visibility: Option<Value>,
+    /// Entity properties set with the worklog (`properties: [{key, value}]` on create, shown
+    /// with `expand=properties`; reference §3.5).
+    #[serde(default)]
+    pub properties: Vec<Value>,
 }
 
 /// One changelog entry (`histories[]` / `values[]`).

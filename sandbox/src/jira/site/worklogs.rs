@@ -207,6 +207,7 @@ impl Site {
             created: now,
             updated: now,
             visibility: input.visibility,
+            properties: Vec::new(),
         };
         let remaining = issue.remaining_estimate_seconds;
         issue.remaining_estimate_seconds = match adjust {

@@ -293,6 +293,9 @@ pub(crate) fn epoch_ms(s: &str) -> Option<i64> {
 }
 
 /// Runs a SOQL query, following `nextRecordsUrl`. 401 → [`PubSubError::Unauthenticated`].
+/// Each page is retried on 429, 5xx and transport errors (with backoff and jitter, within
+/// [`query_retry`]): a transient REST failure must not fail the stream, which would only
+/// reconnect and meet the next one — under a steady 5xx rate it never got through a batch.
 pub(crate) async fn query(
     http: &reqwest::Client,
     session: &Session,
@@ -306,35 +309,23 @@ pub(crate) async fn query(
     .map_err(|e| PubSubError::Other(format!("query URL: {e}")))?;
     let mut out = Vec::new();
     loop {
-        let resp = http
-            .get(url.clone())
-            .bearer_auth(&session.access_token)
-            .send()
-            .await
-            .map_err(|e| PubSubError::Other(format!("gap recovery query: {e}")))?;
-        let status = resp.status();
-        if let Some(usage) = resp
-            .headers()
-            .get("sforce-limit-info")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::events::ApiUsage::parse)
-        {
-            usage.emit();
-        }
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(PubSubError::Unauthenticated(
-                "REST 401 INVALID_SESSION_ID".into(),
-            ));
-        }
-        let body: Json = resp
-            .json()
-            .await
-            .map_err(|e| PubSubError::Other(format!("gap recovery query body: {e}")))?;
-        if !status.is_success() {
-            return Err(PubSubError::Other(format!(
-                "gap recovery query {status}: {body}"
-            )));
-        }
+        let body = sfjira_core::retry::retry(
+            &query_retry(),
+            || query_page(http, session, url.clone()),
+            |e: &PageError| match e {
+                PageError::Transient(_) => sfjira_core::retry::RetryDecision::Retry { hint: None },
+                _ => sfjira_core::retry::RetryDecision::Fail,
+            },
+        )
+        .await
+        .map_err(|e| match e.error {
+            PageError::Unauthenticated => {
+                PubSubError::Unauthenticated("REST 401 INVALID_SESSION_ID".into())
+            }
+            PageError::Transient(m) | PageError::Failed(m) => {
+                PubSubError::Other(format!("{m} (after {} attempt(s))", e.attempts))
+            }
+        })?;
         if let Some(records) = body.get("records").and_then(Json::as_array) {
             out.extend(records.iter().filter_map(|r| r.as_object().cloned()));
         }
@@ -346,6 +337,80 @@ pub(crate) async fn query(
             _ => return Ok(out),
         }
     }
+}
+
+/// How a REST query page is retried: up to 6 tries within 60 s.
+fn query_retry() -> sfjira_core::retry::RetryPolicy {
+    sfjira_core::retry::RetryPolicy {
+        initial_delay_ms: 200,
+        max_delay_ms: 5_000,
+        max_attempts: 6,
+        max_elapsed_ms: 60_000,
+    }
+}
+
+/// Why one page of a query failed.
+#[derive(Debug)]
+enum PageError {
+    /// 429, 5xx, or no answer: worth another try.
+    Transient(String),
+    Unauthenticated,
+    Failed(String),
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageError::Transient(m) | PageError::Failed(m) => f.write_str(m),
+            PageError::Unauthenticated => f.write_str("REST 401 INVALID_SESSION_ID"),
+        }
+    }
+}
+
+async fn query_page(
+    http: &reqwest::Client,
+    session: &Session,
+    url: reqwest::Url,
+) -> Result<Json, PageError> {
+    let resp = http
+        .get(url)
+        .bearer_auth(&session.access_token)
+        .send()
+        .await
+        .map_err(|e| PageError::Transient(format!("gap recovery query: {e}")))?;
+    let status = resp.status();
+    if let Some(usage) = resp
+        .headers()
+        .get("sforce-limit-info")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::events::ApiUsage::parse)
+    {
+        usage.emit();
+    }
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(PageError::Unauthenticated);
+    }
+    let transient = status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+    let body: Json = match resp.json().await {
+        Ok(b) => b,
+        Err(e) if transient => {
+            return Err(PageError::Transient(format!(
+                "gap recovery query {status}: {e}"
+            )));
+        }
+        Err(e) => return Err(PageError::Failed(format!("gap recovery query body: {e}"))),
+    };
+    if transient {
+        return Err(PageError::Transient(format!(
+            "gap recovery query {status}: {body}"
+        )));
+    }
+    if !status.is_success() {
+        return Err(PageError::Failed(format!(
+            "gap recovery query {status}: {body}"
+        )));
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use sfjira_core::config;
 use sfjira_core::kafka::client_config;
+use sfjira_tests::demo::scenario::Operator;
 use sfjira_tests::demo::{Engineer, Progress, SalesUser, Scenario, Summary};
 
 #[derive(Parser)]
@@ -95,6 +96,16 @@ async fn main() -> ExitCode {
             step_timeout: Duration::from_secs(args.step_timeout),
             tag: chrono::Utc::now().format("%H%M%S").to_string(),
             settle: Duration::from_secs(3),
+            operator: Operator {
+                sfjira: std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(|d| d.join("sfjira")))
+                    .unwrap_or_else(|| "target/debug/sfjira".into()),
+                config: args.config.clone(),
+                env: Vec::new(),
+                kafka: client_config(&cfg.kafka),
+                topic_prefix: cfg.kafka.topic_prefix.clone(),
+            },
         };
         let mut line = Line {
             tty: std::io::stderr().is_terminal(),

@@ -7,10 +7,14 @@
 //! `make demo` plays it with a live progress line; the end-to-end test plays it and then checks
 //! the final state of both sandboxes field by field.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Headers, Message};
 use serde_json::{Value, json};
 
 use super::people::{Engineer, SalesUser, adf_text};
@@ -40,6 +44,9 @@ pub struct Outcome {
     pub comment_id: String,
     pub worklog_id: String,
     pub sales_note_id: String,
+    /// The opportunity won under a non-customer account: dead-lettered, then replayed.
+    pub replayed_opportunity_id: String,
+    pub replayed_story_key: String,
     /// Each step and how long its effect took to show on the other side.
     pub steps: Vec<(String, Duration)>,
 }
@@ -55,9 +62,23 @@ pub struct Scenario {
     /// How long to let the pipeline settle before checking that nothing echoed back (an echo
     /// would arrive a hop later than the write that caused it).
     pub settle: Duration,
+    /// The operator's side: where the DLQ is and how to run `sfjira`.
+    pub operator: Operator,
 }
 
-const STEPS: usize = 7;
+/// What the operator uses in the scenario's dead-letter step.
+pub struct Operator {
+    /// The `sfjira` binary and the deployment's configuration file.
+    pub sfjira: PathBuf,
+    pub config: PathBuf,
+    /// Extra environment for `sfjira` (the secrets the configuration names).
+    pub env: Vec<(String, String)>,
+    /// Kafka, and the deployment's topic prefix, to watch the DLQ.
+    pub kafka: ClientConfig,
+    pub topic_prefix: String,
+}
+
+const STEPS: usize = 8;
 
 impl Scenario {
     /// Plays every step in order; stops at the first effect that does not appear in time.
@@ -175,11 +196,107 @@ impl Scenario {
         )
         .await?;
 
-        progress.step(7, STEPS, "no echoes: our own writes did not come back");
+        progress.step(7, STEPS, "a bad record: a deal won for an account that is no customer");
+        self.dead_letter_and_replay(progress, &mut steps, &mut out)
+            .await?;
+
+        progress.step(8, STEPS, "no echoes: our own writes did not come back");
         tokio::time::sleep(self.settle).await;
         self.no_echoes(&out).await?;
         out.steps = steps;
         Ok(out)
+    }
+
+    /// The story of an opportunity whose account has no epic cannot be placed: jira-sink waits
+    /// for the parent, then dead-letters it (`SFJ-8009`). Sales fixes the account (it is a
+    /// customer after all), its epic appears, and the operator replays the dead letter.
+    async fn dead_letter_and_replay(
+        &self,
+        progress: &mut dyn Progress,
+        steps: &mut Vec<(String, Duration)>,
+        out: &mut Outcome,
+    ) -> anyhow::Result<()> {
+        let name = format!("Globex {}", self.tag);
+        let account = self
+            .sales
+            .create("Account", json!({"Name": name, "Type": "Prospect"}))
+            .await?;
+        let opp = self
+            .sales
+            .create(
+                "Opportunity",
+                json!({"Name": format!("{name} pilot"), "AccountId": account, "StageName": "Closed Won",
+                       "Amount": 300000.0, "CloseDate": "2026-12-31"}),
+            )
+            .await?;
+        let reference = format!("salesforce:Opportunity:{opp}");
+        self.wait(progress, steps, "jira-sink.dlq: the story, SFJ-8009 (no epic to put it under)", || {
+            self.dead_letter(&reference, "SFJ-8009")
+        })
+        .await?;
+        self.sales
+            .update("Account", &account, json!({"Type": "Customer"}))
+            .await?;
+        let epic = self
+            .wait(progress, steps, "Jira: the fixed account's epic", || {
+                self.issue_for(&account, "Epic")
+            })
+            .await?;
+        self.replay(&reference).await?;
+        let story = self
+            .wait(progress, steps, "Jira: the replayed story under it", || {
+                self.issue_for(&opp, "Story")
+            })
+            .await?;
+        if story["fields"]["parent"]["key"] != epic["key"] {
+            bail!("replayed story {} is not under epic {}", story["key"], epic["key"]);
+        }
+        out.replayed_opportunity_id = opp;
+        out.replayed_story_key = key_of(&story);
+        Ok(())
+    }
+
+    /// The jira-sink dead letter keyed `reference` with `code`, if it is there.
+    async fn dead_letter(&self, reference: &str, code: &str) -> anyhow::Result<Option<()>> {
+        let base = self.operator.kafka.clone();
+        let topic = format!("{}jira-sink.dlq", self.operator.topic_prefix);
+        let (reference, code) = (reference.to_string(), code.to_string());
+        tokio::task::spawn_blocking(move || {
+            let all = sfjira_core::kafka::read_to_end(&base, &topic, &BTreeMap::new())?;
+            Ok(all
+                .iter()
+                .any(|m| {
+                    m.key() == Some(reference.as_bytes())
+                        && m.headers().is_some_and(|h| {
+                            h.iter().any(|h| {
+                                h.key == "sfjira.error.code" && h.value == Some(code.as_bytes())
+                            })
+                        })
+                })
+                .then_some(()))
+        })
+        .await?
+    }
+
+    /// `sfjira dlq replay --stage jira-sink --key <reference>`, as an operator runs it.
+    async fn replay(&self, reference: &str) -> anyhow::Result<()> {
+        let op = &self.operator;
+        let out = tokio::process::Command::new(&op.sfjira)
+            .arg("--config")
+            .arg(&op.config)
+            .args(["dlq", "replay", "--stage", "jira-sink", "--key", reference])
+            .envs(op.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .with_context(|| format!("running {}", op.sfjira.display()))?;
+        if !out.status.success() {
+            bail!(
+                "sfjira dlq replay failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 
     /// Waits for `check` to find something, reporting progress; records how long it took.

@@ -38,6 +38,8 @@ pub struct Deployment {
     pub jira_url: String,
     pub topic_prefix: String,
     pub config_path: PathBuf,
+    pub bootstrap: String,
+    bin: PathBuf,
     pub dir: PathBuf,
     children: Vec<(String, Child)>,
     /// How each service was started, so it can be started again after a kill.
@@ -96,6 +98,8 @@ impl Deployment {
             jira_url: format!("http://127.0.0.1:{jira}"),
             topic_prefix,
             config_path,
+            bootstrap: bootstrap.to_string(),
+            bin: bin.clone(),
             dir: dir.clone(),
             children: Vec::new(),
             recipes: Vec::new(),
@@ -177,6 +181,22 @@ impl Deployment {
             .with_context(|| format!("{name} is not a service of this deployment"))?;
         self.wait_http(name, &format!("http://127.0.0.1:{port}/readyz"))
             .await
+    }
+
+    /// The operator's tools for this deployment (`sfjira`, its config, Kafka).
+    pub fn operator(&self) -> super::scenario::Operator {
+        let mut kafka = rdkafka::ClientConfig::new();
+        kafka.set("bootstrap.servers", &self.bootstrap);
+        super::scenario::Operator {
+            sfjira: self.bin.join("sfjira"),
+            config: self.config_path.clone(),
+            env: SECRET_VARS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            kafka,
+            topic_prefix: self.topic_prefix.clone(),
+        }
     }
 
     /// SIGKILLs a service (no shutdown hook runs: the crash the guarantees are about).
@@ -305,6 +325,7 @@ jira_sink:
   email: sfjira@example.com
   api_token: {{ env: SFJIRA_JIRA_API_TOKEN }}
   group_id: e2e-{id}-jira-sink
+  link_wait_ms: 5000
 salesforce_sink:
   login_url: http://127.0.0.1:{sf}
   auth: {{ type: client_credentials, client_id: sfjira-sandbox-consumer-key, client_secret: {{ env: SFJIRA_SALESFORCE_CLIENT_SECRET }} }}

@@ -110,8 +110,33 @@ impl TokenClient {
         self
     }
 
-    /// Runs the grant and returns a fresh session.
+    /// Runs the grant and returns a fresh session. A transient failure (5xx, 429, no answer)
+    /// is retried with backoff and jitter for up to 30 s: Salesforce's token endpoint has its
+    /// bad moments too, and a 503 there must not read as "credentials refused" and stop the
+    /// service. Refusals (4xx) return at once.
     pub async fn login(&self) -> Result<Session, AuthError> {
+        let policy = sfjira_core::retry::RetryPolicy {
+            initial_delay_ms: 250,
+            max_delay_ms: 5_000,
+            max_attempts: 8,
+            max_elapsed_ms: 30_000,
+        };
+        sfjira_core::retry::retry(
+            &policy,
+            || self.login_once(),
+            |e: &AuthError| {
+                if e.is_transient() {
+                    sfjira_core::retry::RetryDecision::Retry { hint: None }
+                } else {
+                    sfjira_core::retry::RetryDecision::Fail
+                }
+            },
+        )
+        .await
+        .map_err(|e| e.error)
+    }
+
+    async fn login_once(&self) -> Result<Session, AuthError> {
         let g = &self.grant;
         let form: Vec<(&str, String)> = match g.kind {
             AuthKind::ClientCredentials => vec![

@@ -84,3 +84,24 @@ async fn client_credentials_log_in_and_a_wrong_secret_is_refused_without_echo() 
     );
     assert!(!err.to_string().contains("wrong-secret-value"));
 }
+
+/// A token endpoint answering 503 (maintenance) is waited out, not taken for refused
+/// credentials: the login succeeds once the endpoint is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_briefly_unavailable_is_retried() {
+    let org = Org::start().await;
+    org.faults(serde_json::json!({"unavailable": true})).await;
+    let client = TokenClient::new(org.base(), client_credentials(SECRET), None);
+    let login = tokio::spawn(async move { client.login().await });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !login.is_finished(),
+        "still retrying while the endpoint answers 503"
+    );
+    org.faults(serde_json::json!({"unavailable": false})).await;
+    let session = login
+        .await
+        .unwrap()
+        .expect("logged in once the endpoint is back");
+    assert_eq!(session.tenant_id, org.full.http.org.org_id);
+}

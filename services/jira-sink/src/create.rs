@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sfjira_core::audit::AuditResult;
-use sfjira_core::command::Command;
+use sfjira_core::command::{Command, Owner};
 use sfjira_core::errors::{ErrorCode, StageError};
 use sfjira_core::links::LinkState;
 use tracing::Instrument;
@@ -245,7 +245,15 @@ impl Sink {
                 if target.is_empty() {
                     return None;
                 }
-                self.walk(&c.id, target, None, cmd, t.source_time.timestamp_millis())
+                let src = t.source_time.timestamp_millis();
+                // Someone may have moved the new issue already (it is visible from the 201
+                // on): for a status both sides own, a later move in Jira wins over this
+                // command, exactly as on an update.
+                if t.owner == Owner::Both && self.status_changed_since(&c.id, src).await {
+                    tracing::info!(key = %c.key, "status moved in Jira after the change; not moving it back");
+                    return None;
+                }
+                self.walk(&c.id, target, None, cmd, src)
                     .await
                     .err()
                     .map(|e| (p, e))
@@ -255,6 +263,24 @@ impl Sink {
             self.fail(out, &p.job.works[0], "transition", &e, now_ms());
         }
         done
+    }
+
+    /// Whether the issue's status changed in Jira after `source_ms` (read with its changelog;
+    /// an unreadable issue counts as unchanged, so the command still applies).
+    async fn status_changed_since(&self, id: &str, source_ms: i64) -> bool {
+        let issue = self
+            .jira
+            .call(
+                Method::GET,
+                "read",
+                &format!("/rest/api/3/issue/{id}?fields=status&expand=changelog"),
+                None,
+            )
+            .await;
+        issue.is_ok_and(|v| {
+            crate::ops::last_changed(&v, "status", &self.cfg.history_marker)
+                .is_some_and(|t| t > source_ms)
+        })
     }
 
     /// Links a created (or found) issue and audits every command of the job.

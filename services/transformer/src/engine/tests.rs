@@ -111,7 +111,7 @@ fn a_won_opportunity_becomes_a_story_under_its_accounts_epic() {
     let status = c.transition_to.as_ref().unwrap();
     assert_eq!(
         (status.value.clone(), status.changed, status.owner),
-        (json!("To Do"), true, Owner::Salesforce)
+        (json!("To Do"), true, Owner::Both)
     );
     assert_eq!(c.source.commit_time, t("2026-11-27T10:00:00Z"));
     assert_eq!(c.delivery, DeliveryMode::Realtime);

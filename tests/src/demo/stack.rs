@@ -27,7 +27,10 @@ const WEBHOOK_SECRET: &str = "e2e-webhook-secret";
 
 /// The variables the deployment's secrets name, set to the sandbox's credentials.
 const SECRET_VARS: [(&str, &str); 3] = [
-    ("SFJIRA_SALESFORCE_CLIENT_SECRET", "sfjira-sandbox-consumer-secret"),
+    (
+        "SFJIRA_SALESFORCE_CLIENT_SECRET",
+        "sfjira-sandbox-consumer-secret",
+    ),
     ("SFJIRA_JIRA_API_TOKEN", "sandbox-token"),
     ("SFJIRA_JIRA_WEBHOOK_SECRET", WEBHOOK_SECRET),
 ];
@@ -39,6 +42,8 @@ pub struct Deployment {
     pub topic_prefix: String,
     pub config_path: PathBuf,
     pub bootstrap: String,
+    /// The transformer's consumer group.
+    pub transformer_group: String,
     bin: PathBuf,
     pub dir: PathBuf,
     children: Vec<(String, Child)>,
@@ -99,6 +104,7 @@ impl Deployment {
             topic_prefix,
             config_path,
             bootstrap: bootstrap.to_string(),
+            transformer_group: format!("e2e-{id}-transformer"),
             bin: bin.clone(),
             dir: dir.clone(),
             children: Vec::new(),
@@ -197,6 +203,56 @@ impl Deployment {
             kafka,
             topic_prefix: self.topic_prefix.clone(),
         }
+    }
+
+    /// Runs one of Kafka's own tools (`infra/kafka/tool`) against this deployment's broker.
+    pub async fn kafka_tool(&self, name: &str, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(self.root.join("infra/kafka/tool"))
+            .arg(name)
+            .args(["--bootstrap-server", &self.bootstrap])
+            .args(args)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "infra/kafka/tool {name} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// How far `group` is behind on the partition where it is furthest behind. Under
+    /// transactions a caught-up group can sit one behind the end (the last commit marker is
+    /// not consumed until a record follows it), so ≤ 1 means caught up.
+    pub fn group_lag(&self, group: &str) -> anyhow::Result<i64> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group);
+        let consumer: BaseConsumer = cfg.create()?;
+        let timeout = Duration::from_secs(10);
+        let md = consumer.fetch_metadata(None, timeout)?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for t in md
+            .topics()
+            .iter()
+            .filter(|t| t.name().starts_with(&self.topic_prefix))
+        {
+            for p in t.partitions() {
+                tpl.add_partition(t.name(), p.id());
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        let mut lag = 0;
+        for e in committed.elements() {
+            if let rdkafka::Offset::Offset(c) = e.offset() {
+                let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+                lag = lag.max(high - c);
+            }
+        }
+        Ok(lag)
     }
 
     /// SIGKILLs a service (no shutdown hook runs: the crash the guarantees are about).

@@ -265,7 +265,8 @@ impl Evaluator<'_, '_> {
                 .values()
                 .chain(transition_to.as_ref())
                 .any(|v| v.changed);
-            if self.record.event == EventType::Update && !anything_changed {
+            if self.record.event == EventType::Update && !anything_changed && !self.may_have_entered()
+            {
                 return Ok(Built::Skip(SkipReason::NothingToWrite));
             }
         }
@@ -423,6 +424,19 @@ impl Evaluator<'_, '_> {
             })?,
         };
         Ok(Some(field_value(value)))
+    }
+
+    /// Whether this update may have just made the flow's `when` true (it changed a field the
+    /// condition reads): the record may be entering the flow — an account becoming a customer
+    /// — so its target may not exist yet and the command must go out even with no mapped field
+    /// changed (a sink with a link writes nothing; without one it creates).
+    fn may_have_entered(&self) -> bool {
+        self.flow.when.as_ref().is_some_and(|w| {
+            w.source.contains("record[")
+                || fields_read_by(&w.source)
+                    .iter()
+                    .any(|f| self.record.changed(f))
+        })
     }
 
     /// Whether this change touched one of `fields`: on creates and undeletes everything is new;

@@ -380,3 +380,23 @@ flows:
         "{err}"
     );
 }
+
+#[test]
+fn an_update_that_makes_the_condition_true_goes_out_even_with_no_mapped_field_changed() {
+    let mut r = record(
+        "salesforce.Account",
+        EventType::Update,
+        json!({"Id": "0015g00000AcmeAAA", "Name": "Globex", "Type": "Customer"}),
+    );
+    r.changed = vec!["Type".into()];
+    let c = commands(&demo(), &r).remove(0);
+    assert_eq!(c.target.external_ref, "salesforce:Account:0015g00000AcmeAAA");
+    assert!(
+        c.fields.values().all(|f| !f.changed),
+        "nothing mapped changed: a linked epic gets no write, a missing one is created whole"
+    );
+    assert_eq!(c.fields["summary"].value, json!("Globex"));
+    // A change the condition does not read, with nothing mapped changed: nothing to do.
+    r.changed = vec!["Phone".into()];
+    assert!(commands(&demo(), &r).is_empty());
+}

@@ -246,14 +246,19 @@ impl Sink {
                     return None;
                 }
                 let src = t.source_time.timestamp_millis();
-                // Someone may have moved the new issue already (it is visible from the 201
-                // on): for a status both sides own, a later move in Jira wins over this
-                // command, exactly as on an update.
-                if t.owner == Owner::Both && self.status_changed_since(&c.id, src).await {
+                // Where is the new issue now? Already at the target (a workflow's initial
+                // status, usually): nothing to walk, and no walk to race a person who starts
+                // work on it right away. Moved by someone since the change, for a status both
+                // sides own: their later move wins, exactly as on an update.
+                let (now, changed_at) = self.status_now(&c.id).await;
+                if now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(target)) {
+                    return None;
+                }
+                if t.owner == Owner::Both && changed_at.is_some_and(|at| at > src) {
                     tracing::info!(key = %c.key, "status moved in Jira after the change; not moving it back");
                     return None;
                 }
-                self.walk(&c.id, target, None, cmd, src)
+                self.walk(&c.id, target, now, cmd, src)
                     .await
                     .err()
                     .map(|e| (p, e))
@@ -265,10 +270,10 @@ impl Sink {
         done
     }
 
-    /// Whether the issue's status changed in Jira after `source_ms` (read with its changelog;
-    /// an unreadable issue counts as unchanged, so the command still applies).
-    async fn status_changed_since(&self, id: &str, source_ms: i64) -> bool {
-        let issue = self
+    /// The issue's status and when it last changed in Jira (read with its changelog); both
+    /// `None` when the issue cannot be read (the walk then reads the status itself).
+    async fn status_now(&self, id: &str) -> (Option<String>, Option<i64>) {
+        match self
             .jira
             .call(
                 Method::GET,
@@ -276,11 +281,16 @@ impl Sink {
                 &format!("/rest/api/3/issue/{id}?fields=status&expand=changelog"),
                 None,
             )
-            .await;
-        issue.is_ok_and(|v| {
-            crate::ops::last_changed(&v, "status", &self.cfg.history_marker)
-                .is_some_and(|t| t > source_ms)
-        })
+            .await
+        {
+            Ok(v) => (
+                v.pointer("/fields/status/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                crate::ops::last_changed(&v, "status", &self.cfg.history_marker),
+            ),
+            Err(_) => (None, None),
+        }
     }
 
     /// Links a created (or found) issue and audits every command of the job.

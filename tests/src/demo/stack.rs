@@ -382,6 +382,7 @@ jira_sink:
   api_token: {{ env: SFJIRA_JIRA_API_TOKEN }}
   group_id: e2e-{id}-jira-sink
   link_wait_ms: 5000
+  reconcile_settle_ms: 2000
 salesforce_sink:
   login_url: http://127.0.0.1:{sf}
   auth: {{ type: client_credentials, client_id: sfjira-sandbox-consumer-key, client_secret: {{ env: SFJIRA_SALESFORCE_CLIENT_SECRET }} }}

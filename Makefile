@@ -3,12 +3,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CONFIG ?= config/sfjira.yaml
 
-.PHONY: help infra-up infra-down test demo demo-down sandbox bench build lint fmt errors-doc clean-run
+.PHONY: help infra-up infra-down test test-faults demo demo-down sandbox bench build lint fmt errors-doc clean-run
 
 help:
 	@echo "make demo        start Kafka, the registry, the sandbox and every service; play the demo scenario"
 	@echo "make demo-down   stop everything make demo started (by PID)"
 	@echo "make test        run every test against a real Kafka and registry (started and stopped for you)"
+	@echo "make test-faults the end-to-end fault test: kills, a broker restart, API faults (minutes)"
 	@echo "make sandbox     run the Salesforce and Jira stand-ins in the foreground (Ctrl-C stops them)"
 	@echo "make bench       benchmarks, with figures against a baseline measured in the same run"
 	@echo "make infra-up    start Kafka ($${SFJIRA_KAFKA_PORT:-19092}) and Apicurio ($${SFJIRA_REGISTRY_PORT:-18081})"
@@ -28,6 +29,12 @@ build:
 
 test:
 	infra/with-stack $(CARGO) test --workspace --no-fail-fast
+
+# The end-to-end fault test (kills, a broker restart, API faults); minutes long, so not in `test`.
+# SFJIRA_E2E_ACCOUNTS=25 for ~2 000 changes.
+test-faults:
+	$(CARGO) build --workspace --bins
+	infra/with-stack $(CARGO) test -p sfjira-tests --test e2e_faults -- --ignored --nocapture
 
 # The demo's services read their secrets from the variables infra/demo/env.sh exports.
 DEMO_ENV = source infra/demo/env.sh &&

@@ -368,6 +368,7 @@ salesforce_source:
   channels: [/data/AccountChangeEvent, /data/OpportunityChangeEvent, /data/TaskChangeEvent]
   start_from: earliest
   enrich_full_state: true
+  batch_size: 100
 jira_source:
   site_url: http://127.0.0.1:{jira}
   email: sfjira@example.com

@@ -75,7 +75,8 @@ async fn probe_one(http: &reqwest::Client, name: &str, url: &str) -> ServiceHeal
     health
 }
 
-/// The headline samples of a Prometheus text exposition (histogram buckets left out).
+/// The headline samples of a Prometheus text exposition (histogram and summary series left
+/// out: a gauge answers "how much now", a distribution does not fit one line).
 pub fn headline_gauges(text: &str) -> Vec<(String, f64)> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -85,7 +86,8 @@ pub fn headline_gauges(text: &str) -> Vec<(String, f64)> {
             let wanted = HEADLINE.iter().any(|h| name.contains(h))
                 && !name.ends_with("_bucket")
                 && !name.ends_with("_sum")
-                && !name.ends_with("_count");
+                && !name.ends_with("_count")
+                && !series.contains("quantile=");
             wanted.then(|| Some((series.to_string(), value.parse().ok()?)))?
         })
         .collect()
@@ -100,6 +102,7 @@ mod tests {
         let text = "# TYPE x gauge\nsfjira_salesforce_sink_api_requests_used 812\n\
                     sfjira_salesforce_sink_paused{reason=\"limit\"} 1\n\
                     sfjira_jira_sink_rate_limit_wait_seconds_bucket{le=\"1\"} 3\n\
+                    sfjira_jira_sink_limit_wait_seconds{quantile=\"0.5\"} 0.1\n\
                     sfjira_transformer_commands_total{kind=\"upsert\"} 9\n";
         assert_eq!(
             headline_gauges(text),

@@ -196,7 +196,11 @@ impl Scenario {
         )
         .await?;
 
-        progress.step(7, STEPS, "a bad record: a deal won for an account that is no customer");
+        progress.step(
+            7,
+            STEPS,
+            "a bad record: a deal won for an account that is no customer",
+        );
         self.dead_letter_and_replay(progress, &mut steps, &mut out)
             .await?;
 
@@ -230,9 +234,12 @@ impl Scenario {
             )
             .await?;
         let reference = format!("salesforce:Opportunity:{opp}");
-        self.wait(progress, steps, "jira-sink.dlq: the story, SFJ-8009 (no epic to put it under)", || {
-            self.dead_letter(&reference, "SFJ-8009")
-        })
+        self.wait(
+            progress,
+            steps,
+            "jira-sink.dlq: the story, SFJ-8009 (no epic to put it under)",
+            || self.dead_letter(&reference, "SFJ-8009"),
+        )
         .await?;
         self.sales
             .update("Account", &account, json!({"Type": "Customer"}))
@@ -249,7 +256,11 @@ impl Scenario {
             })
             .await?;
         if story["fields"]["parent"]["key"] != epic["key"] {
-            bail!("replayed story {} is not under epic {}", story["key"], epic["key"]);
+            bail!(
+                "replayed story {} is not under epic {}",
+                story["key"],
+                epic["key"]
+            );
         }
         out.replayed_opportunity_id = opp;
         out.replayed_story_key = key_of(&story);

@@ -94,7 +94,10 @@ impl Summary {
         for ((sink, op, result), n) in &self.writes {
             let _ = writeln!(out, "  {sink:<17} {op:<12} {result:<11} {n:>5}");
         }
-        let _ = writeln!(out, "\nDead letters by code (replayed ones included: `sfjira dlq list` shows what still waits)");
+        let _ = writeln!(
+            out,
+            "\nDead letters by code (replayed ones included: `sfjira dlq list` shows what still waits)"
+        );
         if self.dead_letters.is_empty() {
             let _ = writeln!(out, "  (none)");
         }

@@ -265,7 +265,9 @@ impl Evaluator<'_, '_> {
                 .values()
                 .chain(transition_to.as_ref())
                 .any(|v| v.changed);
-            if self.record.event == EventType::Update && !anything_changed && !self.may_have_entered()
+            if self.record.event == EventType::Update
+                && !anything_changed
+                && !self.may_have_entered()
             {
                 return Ok(Built::Skip(SkipReason::NothingToWrite));
             }

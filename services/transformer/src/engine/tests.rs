@@ -390,7 +390,10 @@ fn an_update_that_makes_the_condition_true_goes_out_even_with_no_mapped_field_ch
     );
     r.changed = vec!["Type".into()];
     let c = commands(&demo(), &r).remove(0);
-    assert_eq!(c.target.external_ref, "salesforce:Account:0015g00000AcmeAAA");
+    assert_eq!(
+        c.target.external_ref,
+        "salesforce:Account:0015g00000AcmeAAA"
+    );
     assert!(
         c.fields.values().all(|f| !f.changed),
         "nothing mapped changed: a linked epic gets no write, a missing one is created whole"

@@ -25,6 +25,8 @@
 //!   sinks' memory against creating twice), loaded at start and tailed.
 //! - [`audit`]: `sfjira.audit`, every write a sink makes with before and after values (for
 //!   rollback and command-id dedupe).
+//! - [`service`]: a service binary's frame — config, telemetry, health endpoint, run until
+//!   SIGINT/SIGTERM — so each `main` is one call.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics` on one port, the same for every service.
 
 pub mod audit;
@@ -38,6 +40,7 @@ pub mod health;
 pub mod kafka;
 pub mod links;
 pub mod retry;
+pub mod service;
 pub mod telemetry;
 pub mod topics;
 

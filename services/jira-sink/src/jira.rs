@@ -11,13 +11,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
 use sfjira_core::config::{JiraSinkConfig, Secret};
 use sfjira_core::errors::{ErrorCode, StageError};
-use sfjira_core::retry::{self, RetryDecision, RetryPolicy, StopReason, parse_retry_after};
+use sfjira_core::retry::{self, RetryDecision, RetryPolicy, StopReason};
 use sfjira_jira_source::ratelimit::JiraRateLimiter;
 use tokio::sync::Semaphore;
 
@@ -108,21 +108,6 @@ impl CallError {
         };
         StageError::caused_by(code, format!("{what}: {self}"), self.clone())
     }
-}
-
-/// The wait a 429/503 asks for: `Retry-After`, else `X-RateLimit-Reset` (ISO 8601).
-pub fn hint(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(d) = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
-    {
-        return Some(d);
-    }
-    let reset = headers.get("x-ratelimit-reset")?.to_str().ok()?;
-    let at = chrono::DateTime::parse_from_rfc3339(reset).ok()?;
-    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
 }
 
 /// See the module comment. Share it behind an `Arc`.
@@ -222,7 +207,7 @@ impl JiraClient {
                 parsed()
             });
         }
-        let hint = hint(&headers);
+        let hint = sfjira_jira_source::jira::hint(&headers);
         if status == 429 || status == 503 {
             let reason = match (status, headers.get("ratelimit-reason")) {
                 (503, _) => "unavailable".to_string(),

@@ -98,7 +98,8 @@ impl JiraError {
 }
 
 /// The wait a 429/503 asks for: `Retry-After`, else `X-RateLimit-Reset` (an ISO timestamp).
-fn hint(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// Shared with the jira-sink, which talks to the same site under the same rules.
+pub fn hint(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let now = SystemTime::now();
     if let Some(d) = headers
         .get("retry-after")

@@ -127,6 +127,16 @@ async fn batched_commands_wait_for_their_window_and_realtime_ones_do_not() {
     batched.delivery = DeliveryMode::Batched { interval_ms: 4000 };
     // A realtime edit of the same record queues behind the held create (order kept).
     let behind = upsert(&batched_ref, 2, &[("summary", json!("later, edited"))]);
+    // Windows are aligned to multiples of the interval: send early in one, so the realtime
+    // command has most of the window to overtake the held ones (sent just before a boundary,
+    // the window closes at once and the comparison below is a race).
+    let into_window = chrono::Utc::now().timestamp_millis() % 4000;
+    if into_window > 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            (4000 - into_window) as u64,
+        ))
+        .await;
+    }
     stack.send(&[batched, behind]).await;
     let sent_ms = chrono::Utc::now().timestamp_millis();
     stack

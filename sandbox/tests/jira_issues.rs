@@ -378,6 +378,15 @@ async fn error_rates_apply_per_endpoint_class_and_rate_limit_faults_pass_through
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // A person is not hit by the injected rate-limit fault either; the integration is.
+    let (status, _) = s
+        .admin(
+            Method::GET,
+            "/__admin/jira/as/Alice/rest/api/3/myself",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
         s.get("/rest/api/3/myself").await.0,
         StatusCode::TOO_MANY_REQUESTS

@@ -181,3 +181,29 @@ async fn injected_storm_without_retry_after_and_503_with_it() {
     let f: Fault = serde_json::from_str(r#"{"kind":"storm429","requests":3}"#).unwrap();
     assert_eq!(f, Fault::Storm429 { requests: 3 });
 }
+
+#[tokio::test]
+async fn a_timed_storm_rejects_every_request_until_its_time_is_up() {
+    // A clock 100× faster than wall time: the 100 s storm lasts 1 s of the test's time.
+    let limiter = RateLimiter::new(RateLimitConfig::default(), SandboxClock::new(100.0));
+    let base = serve(limiter.clone()).await;
+    let client = reqwest::Client::new();
+    let get = || client.get(format!("{base}/rest/api/3/myself")).send();
+    let f: Fault = serde_json::from_str(r#"{"kind":"storm429_for","seconds":100}"#).unwrap();
+    assert_eq!(f, Fault::Storm429For { seconds: 100.0 });
+    limiter.inject(f);
+    // However many requests arrive, all are rejected while the storm lasts…
+    for _ in 0..10 {
+        let r = get().await.unwrap();
+        assert_eq!(r.status(), 429);
+        assert!(header(&r, "retry-after").is_none());
+    }
+    // …and none once it is over.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(get().await.unwrap().status(), 200);
+    // Clearing the faults ends a storm early.
+    limiter.inject(Fault::Storm429For { seconds: 1000.0 });
+    assert_eq!(get().await.unwrap().status(), 429);
+    limiter.clear_faults();
+    assert_eq!(get().await.unwrap().status(), 200);
+}

@@ -320,7 +320,9 @@ async fn chaos(
         d.lock().await.start_service(victim).expect("restart");
         let _ = http
             .post(format!("{jira_url}/__admin/jira/faults/ratelimit"))
-            .json(&json!({"kind": "storm429", "requests": 15}))
+            // A storm lasts a while, as a gateway limit does (a count of rejected requests
+            // would pile up while nothing calls Jira and then starve one lone caller).
+            .json(&json!({"kind": "storm429_for", "seconds": 3}))
             .send()
             .await;
         if round.is_multiple_of(2) {

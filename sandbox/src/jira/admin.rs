@@ -7,7 +7,7 @@
 //! | `GET issues/{idOrKey}` | one issue, same shape (404 like Jira when missing) |
 //! | `POST reset` | back to the seed site (issues gone, counters reset, events cleared) |
 //! | `GET`/`PUT faults` | the whole [`JiraFaults`] |
-//! | `POST faults/ratelimit` | a rate-limit fault for the limiter, e.g. `{"kind":"storm429","requests":3}` |
+//! | `POST faults/ratelimit` | a rate-limit fault for the limiter, e.g. `{"kind":"storm429","requests":3}`, `{"kind":"storm429_for","seconds":5}` |
 //! | `DELETE faults/ratelimit` | clears those |
 //! | `POST oauth/code` | `{"client_id","user","scope","redirect_uri"?}` → `{"code"}` (the consent screen) |
 //! | `GET events` | the last 1000 events (`webhookEvent`, `issueId`, `actor`, …), oldest first |

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::auth::ActAs;
 use crate::clock::SandboxClock;
 
 /// Rate limits of the sandbox site. Defaults are Jira Cloud's published steady-state rates.
@@ -66,7 +67,8 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// A fault injected through the admin API; it answers the next `requests` requests.
+/// A fault injected through the admin API: counted faults answer the next `requests` requests,
+/// one fault after another; a timed storm answers every request until its time is up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
@@ -74,6 +76,10 @@ pub enum Fault {
     /// (`X-Failure-Category: FAILURE CLIENT RATE LIMITED`, `X-RateLimit-Limit: 360000`;
     /// https://developer.status.atlassian.com/incidents/bb38p4wdd7mz).
     Storm429 { requests: u32 },
+    /// The same 429s for every request during `seconds`, whoever sends them and however many.
+    /// Gateway limits last a while rather than a number of requests, so a storm that hits a
+    /// lone caller backing off ends on time instead of waiting for that caller's retries.
+    Storm429For { seconds: f64 },
     /// 503 Service Unavailable with `Retry-After`.
     Unavailable503 {
         requests: u32,
@@ -111,6 +117,8 @@ struct LimiterState {
     /// Write times per issue id-or-key (upper-cased), oldest first.
     issue_writes: HashMap<String, VecDeque<DateTime<Utc>>>,
     faults: VecDeque<(Fault, u32)>,
+    /// Until when a [`Fault::Storm429For`] answers every request.
+    storm_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -126,6 +134,7 @@ impl RateLimiter {
             buckets: HashMap::new(),
             issue_writes: HashMap::new(),
             faults: VecDeque::new(),
+            storm_until: None,
         };
         RateLimiter {
             inner: Arc::new(Inner {
@@ -156,6 +165,13 @@ impl RateLimiter {
     pub fn inject(&self, fault: Fault) {
         let n = match &fault {
             Fault::Storm429 { requests } | Fault::Unavailable503 { requests, .. } => *requests,
+            Fault::Storm429For { seconds } => {
+                let until = self.inner.clock.now()
+                    + TimeDelta::milliseconds((seconds.max(0.0) * 1000.0) as i64);
+                let mut s = self.state();
+                s.storm_until = Some(s.storm_until.map_or(until, |u| u.max(until)));
+                return;
+            }
         };
         if n > 0 {
             self.state().faults.push_back((fault, n));
@@ -163,15 +179,32 @@ impl RateLimiter {
     }
 
     pub fn clear_faults(&self) {
-        self.state().faults.clear();
+        let mut s = self.state();
+        s.faults.clear();
+        s.storm_until = None;
     }
 
     /// Decides for a request and counts it.
     pub fn check(&self, method: &Method, path: &str) -> Decision {
+        self.decide(method, path, true)
+    }
+
+    /// [`Self::check`] for a person acting through the admin API: the rate limits count them,
+    /// injected faults do not (faults are aimed at the integration, as in [`super::faults`]).
+    pub fn check_person(&self, method: &Method, path: &str) -> Decision {
+        self.decide(method, path, false)
+    }
+
+    fn decide(&self, method: &Method, path: &str, faults_apply: bool) -> Decision {
         let now = self.inner.clock.now();
         let mut s = self.state();
-        if let Some(d) = s.take_fault() {
-            return d;
+        if faults_apply {
+            if s.storm_until.is_some_and(|until| now < until) {
+                return storm_429();
+            }
+            if let Some(d) = s.take_fault() {
+                return d;
+            }
         }
         if !s.config.enabled {
             return Decision::Allow {
@@ -215,13 +248,7 @@ impl LimiterState {
         let (fault, left) = self.faults.front_mut()?;
         *left -= 1;
         let decision = match fault {
-            Fault::Storm429 { .. } => Decision::Reject {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                headers: vec![
-                    ("x-failure-category", "FAILURE CLIENT RATE LIMITED".into()),
-                    ("x-ratelimit-limit", "360000".into()),
-                ],
-            },
+            Fault::Storm429 { .. } | Fault::Storm429For { .. } => storm_429(),
             Fault::Unavailable503 {
                 retry_after_secs, ..
             } => Decision::Reject {
@@ -287,6 +314,17 @@ impl LimiterState {
     }
 }
 
+/// The gateway's 429: no `Retry-After`, no `RateLimit-Reason`.
+fn storm_429() -> Decision {
+    Decision::Reject {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        headers: vec![
+            ("x-failure-category", "FAILURE CLIENT RATE LIMITED".into()),
+            ("x-ratelimit-limit", "360000".into()),
+        ],
+    }
+}
+
 fn reject_429(now: DateTime<Utc>, wait_secs: i64, limit: u64, reason: &str) -> Decision {
     let reset = now + TimeDelta::seconds(wait_secs);
     Decision::Reject {
@@ -349,7 +387,12 @@ pub async fn enforce(State(limiter): State<RateLimiter>, req: Request, next: Nex
     if req.uri().path().starts_with("/__admin") {
         return next.run(req).await;
     }
-    match limiter.check(req.method(), req.uri().path()) {
+    let decision = if req.extensions().get::<ActAs>().is_some() {
+        limiter.check_person(req.method(), req.uri().path())
+    } else {
+        limiter.check(req.method(), req.uri().path())
+    };
+    match decision {
         Decision::Reject { status, headers } => {
             // [U] body: Jira's ErrorCollection shape; the exact sentence is not published.
             let text = if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -25,7 +25,6 @@
 //! published until its next restart, so a change both see may be published twice (the
 //! transformer's ordering drops the older-or-equal copy).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ use sfjira_core::kafka::{OutRecord, client_config, topic_name};
 
 use crate::canonical::{self, Topic};
 use crate::jira::JiraClient;
-use crate::poller::{CycleError, FIELDS, issue_candidates};
+use crate::poller::{CycleError, issue_candidates};
 use crate::publisher::{Batch, PublishError, Publisher, Settings};
 use crate::service::STAGE;
 use crate::state::Entity;
@@ -220,17 +219,7 @@ impl Backfill {
             }
             _ => Position::fresh(&self.project, self.since),
         };
-        let fields: Vec<String> = FIELDS
-            .iter()
-            .map(|f| f.to_string())
-            .chain(self.custom_fields.iter().cloned())
-            .collect();
-        let ids: Vec<&str> = self.custom_fields.iter().map(String::as_str).collect();
-        let names = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.jira.field_names(&ids).await?
-        };
+        let fields = crate::poller::search_fields(&self.custom_fields);
         while max_pages.is_none_or(|m| report.pages < m) {
             let page = match self
                 .jira
@@ -249,6 +238,7 @@ impl Backfill {
                 }
                 Err(e) => return Err(e.into()),
             };
+            let names = crate::poller::custom_field_names(&self.jira, &page.issues).await?;
             let mut events = Vec::new();
             let mut dead_letters = Vec::new();
             for issue in &page.issues {

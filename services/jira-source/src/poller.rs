@@ -53,6 +53,42 @@ pub(crate) const FIELDS: &[&str] = &[
     "comment",
 ];
 
+/// The `fields` parameter of a search: the system fields the canonical record reads and the
+/// configured `custom_fields`; with none configured, every field (`*all`). Webhook payloads
+/// carry every custom field, so a polled record must too: a mapping that reads one (`"Salesforce
+/// ID" in record`) would otherwise skip every change the poller catches and not the webhooks.
+pub(crate) fn search_fields(custom_fields: &[String]) -> Vec<String> {
+    if custom_fields.is_empty() {
+        return vec!["*all".to_string()];
+    }
+    FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(custom_fields.iter().cloned())
+        .collect()
+}
+
+/// The names of the custom fields `issues` carry (cached by the client after the first call),
+/// as the webhook path resolves them.
+pub(crate) async fn custom_field_names(
+    jira: &JiraClient,
+    issues: &[Value],
+) -> Result<HashMap<String, String>, JiraError> {
+    let mut ids: Vec<&str> = issues
+        .iter()
+        .filter_map(|i| i.get("fields").and_then(Value::as_object))
+        .flat_map(|f| f.keys())
+        .filter(|k| k.starts_with("customfield_"))
+        .map(String::as_str)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    jira.field_names(&ids).await
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
     #[error(transparent)]
@@ -119,17 +155,7 @@ impl Poller {
         let minutes = ((started - (watermark - overlap)) / 60_000 + 1).max(1);
         let jql =
             format!("project = \"{project}\" AND updated >= \"-{minutes}m\" ORDER BY updated ASC");
-        let fields: Vec<String> = FIELDS
-            .iter()
-            .map(|f| f.to_string())
-            .chain(self.custom_fields.iter().cloned())
-            .collect();
-        let ids: Vec<&str> = self.custom_fields.iter().map(String::as_str).collect();
-        let names = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.jira.field_names(&ids).await?
-        };
+        let fields = search_fields(&self.custom_fields);
 
         let mut events = Vec::new();
         let mut dead_letters = Vec::new();
@@ -140,6 +166,7 @@ impl Poller {
                 .jira
                 .search(&jql, &fields, self.page_size, token.as_deref())
                 .await?;
+            let names = custom_field_names(&self.jira, &page.issues).await?;
             for issue in &page.issues {
                 let id = issue
                     .get("id")

@@ -40,6 +40,15 @@ async fn the_poller_alone_delivers_every_change_within_one_interval() {
     for i in 0..3 {
         keys.push(rest.create(&format!("polled {i}")).await);
     }
+    // A custom field with a value, as a mapping's condition may read it.
+    let (status, body) = rest
+        .call(
+            reqwest::Method::PUT,
+            &format!("/rest/api/3/issue/{}", keys[1].1),
+            Some(json!({"fields": {"customfield_10016": 5}})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
     for round in 0..2 {
         for (_, key) in &keys {
             rest.rename(key, &format!("{key} r{round}")).await;
@@ -55,8 +64,9 @@ async fn the_poller_alone_delivers_every_change_within_one_interval() {
     assert_eq!(status, reqwest::StatusCode::CREATED);
     let changed_at = Instant::now();
 
-    // Creations and renames, plus the comment's bump of issue 0's `updated` (no changelog).
-    let expected = 3 * (1 + 2) + 1;
+    // Creations and renames, the story points, and the comment's bump of issue 0's `updated`
+    // (no changelog).
+    let expected = 3 * (1 + 2) + 1 + 1;
     let messages = stack.records("jira.issues", expected, interval * 3).await;
     // Within one interval (plus a cycle's own time), bounded generously for a loaded machine.
     assert!(
@@ -77,6 +87,12 @@ async fn the_poller_alone_delivers_every_change_within_one_interval() {
     .await;
     assert_eq!(messages.len(), expected);
     assert!(recs.iter().all(|r| r.origin == "POLL"), "{recs:#?}");
+    // No `custom_fields` configured: polled records carry the custom fields, as webhooks do.
+    let last_of_1 = recs.iter().rfind(|r| r.issue_id == keys[1].0);
+    assert!(
+        last_of_1.is_some_and(|r| r.custom_field_names.iter().any(|n| n == "Story Points")),
+        "{last_of_1:#?}"
+    );
     assert_one_record_per_change(&rest, &keys, &recs).await;
     let bumps: Vec<&Rec> = recs
         .iter()

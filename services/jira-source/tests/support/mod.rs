@@ -271,6 +271,8 @@ pub struct Rec {
     pub changelog_id: Option<String>,
     pub issue_id: String,
     pub summary: Option<String>,
+    /// The names of the custom fields the record carries (`issue.custom_fields`).
+    pub custom_field_names: Vec<String>,
 }
 
 fn get<'a>(v: &'a Avro, name: &str) -> Option<&'a Avro> {
@@ -311,6 +313,15 @@ pub async fn decode(messages: &[OwnedMessage]) -> Vec<Rec> {
                 .or_else(|| s(get(v, "issue_id")))
                 .unwrap(),
             summary: issue.and_then(|i| s(get(i, "summary"))),
+            custom_field_names: match issue.and_then(|i| get(i, "custom_fields")) {
+                Some(Avro::Map(m)) => {
+                    let mut names: Vec<String> =
+                        m.values().filter_map(|f| s(get(f, "name"))).collect();
+                    names.sort();
+                    names
+                }
+                _ => Vec::new(),
+            },
         });
     }
     out

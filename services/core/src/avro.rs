@@ -14,13 +14,17 @@
 //!   by subject only, so a second version of a schema on the same subject would be served the
 //!   first one; registering ourselves keys the cache by the schema itself.)
 //! - reading: schema_registry_converter's `AvroDecoder` fetches each schema id once
-//!   (`GET /schemas/ids/{id}`) and caches it.
+//!   (`GET /schemas/ids/{id}`) and caches it; the body is read here, through a reader that
+//!   notices a body cut short — apache-avro reads a string or union index that meets the end
+//!   of the input as a null instead of failing, so a truncated record would otherwise decode as
+//!   one with empty fields.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
@@ -88,6 +92,9 @@ pub struct AvroCodec {
     decoder: AvroDecoder,
     /// (subject, schema JSON) → registered schema.
     writers: Mutex<HashMap<(String, String), Arc<WriterSchema>>>,
+    /// Schema id → its resolved reader (resolving costs more than decoding a record; the schema
+    /// is leaked once per id, a handful per process, as for writers).
+    readers: Mutex<HashMap<u32, Arc<GenericDatumReader<'static>>>>,
 }
 
 impl AvroCodec {
@@ -113,6 +120,7 @@ impl AvroCodec {
             auth,
             decoder: AvroDecoder::new(settings),
             writers: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -177,17 +185,64 @@ impl AvroCodec {
                 ),
             ));
         }
-        match self.decoder.decode(Some(bytes)).await {
-            Ok(r) => Ok(Decoded {
-                schema_id,
-                name: r.name.map(|n| n.fullname(None)),
-                value: r.value,
-            }),
-            Err(e) => Err(StageError::new(
+        let undecodable = |e: String| {
+            StageError::new(
                 ErrorCode::AvroBodyInvalid,
                 format!("the body does not decode with schema {schema_id}: {e}"),
-            )),
+            )
+        };
+        let Some((reader, name)) = self.reader(schema_id).await else {
+            // A schema this codec cannot resolve on its own (registry references): the
+            // converter's decoder, without the check for a body cut short.
+            return match self.decoder.decode(Some(bytes)).await {
+                Ok(r) => Ok(Decoded {
+                    schema_id,
+                    name: r.name.map(|n| n.fullname(None)),
+                    value: r.value,
+                }),
+                Err(e) => Err(undecodable(e.to_string())),
+            };
+        };
+        let mut body = EndWatch::new(&bytes[5..]);
+        let value = reader
+            .read_value(&mut body)
+            .map_err(|e| undecodable(e.to_string()))?;
+        if body.hit_end {
+            return Err(undecodable(format!(
+                "the body ends before the record does ({} bytes): cut short",
+                bytes.len() - 5
+            )));
         }
+        if body.left() > 0 {
+            return Err(undecodable(format!(
+                "{} bytes are left after the record: not a record of this schema",
+                body.left()
+            )));
+        }
+        Ok(Decoded {
+            schema_id,
+            name,
+            value,
+        })
+    }
+
+    /// The cached reader of a schema id the decoder has fetched, and the schema's record name.
+    async fn reader(&self, id: u32) -> Option<(Arc<GenericDatumReader<'static>>, Option<String>)> {
+        let schema = self.decoder.get_schema(id).await.ok()?;
+        let name = match &schema.parsed {
+            Schema::Record(r) => Some(r.name.fullname(None)),
+            _ => None,
+        };
+        if let Some(r) = self.readers.lock().expect("reader cache").get(&id) {
+            return Some((Arc::clone(r), name));
+        }
+        let leaked: &'static Schema = Box::leak(Box::new(schema.parsed.clone()));
+        let reader = Arc::new(GenericDatumReader::builder(leaked).build().ok()?);
+        self.readers
+            .lock()
+            .expect("reader cache")
+            .insert(id, Arc::clone(&reader));
+        Some((reader, name))
     }
 
     /// Sets the compatibility level of `subject` (`PUT /config/{subject}`).
@@ -269,6 +324,38 @@ impl std::fmt::Debug for AvroCodec {
         f.debug_struct("AvroCodec")
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// A reader over an Avro body that remembers whether the decoder asked for bytes past its end:
+/// a complete record never does, so that means the body was cut short.
+struct EndWatch<'a> {
+    rest: &'a [u8],
+    hit_end: bool,
+}
+
+impl<'a> EndWatch<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        EndWatch {
+            rest: body,
+            hit_end: false,
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.rest.len()
+    }
+}
+
+impl std::io::Read for EndWatch<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.len() > self.rest.len() {
+            self.hit_end = true;
+        }
+        let n = buf.len().min(self.rest.len());
+        buf[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
     }
 }
 

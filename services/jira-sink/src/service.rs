@@ -84,16 +84,12 @@ pub async fn build(cfg: &SfjiraConfig) -> anyhow::Result<Runtime> {
     let txn_id = format!("{}-{STAGE}-{}", sc.group_id, cfg.service.instance_id);
     let producer = TransactionalProducer::new(&base, &txn_id, TXN_TIMEOUT).await?;
     let intents = IdempotentProducer::new(&base)?;
-    // Static membership: a restarted instance (same instance id) takes its partitions back at
-    // once instead of waiting out the dead member's session timeout.
-    let mut consumer_cfg = base.clone();
-    if consumer_cfg.get("group.instance.id").is_none() {
-        consumer_cfg.set(
-            "group.instance.id",
-            format!("{}-{}", sc.group_id, cfg.service.instance_id),
-        );
-    }
-    let consumer = KafkaConsumer::new(&consumer_cfg, &sc.group_id, &[&commands_topic])?;
+    let consumer = KafkaConsumer::new_static(
+        &base,
+        &sc.group_id,
+        &cfg.service.instance_id,
+        &[&commands_topic],
+    )?;
     let codec = AvroCodec::new(&cfg.registry)?;
     let dlq = DlqRouter::new(STAGE, &cfg.kafka.topic_prefix, &cfg.service.instance_id)
         .redacting([sc.api_token.expose().to_string()]);

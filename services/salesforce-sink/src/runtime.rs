@@ -119,7 +119,12 @@ impl Sink {
             "links and applied command ids loaded"
         );
         let commands_topic = topic_name(&cfg.kafka, "salesforce.commands");
-        let consumer = KafkaConsumer::new(&base, &settings.group_id, &[&commands_topic])?;
+        let consumer = KafkaConsumer::new_static(
+            &base,
+            &settings.group_id,
+            &cfg.service.instance_id,
+            &[&commands_topic],
+        )?;
         let txn_id = format!(
             "{}-{}-{}",
             settings.group_id, STAGE, cfg.service.instance_id

@@ -50,3 +50,21 @@ impl BatchCommitted {
         counter!("sfjira_transformer_batches_total").increment(1);
     }
 }
+
+/// The records of a committed batch: for each, how long from its append to the input topic
+/// (its Kafka timestamp) until its commands became visible — the transformer's processing
+/// latency per record, queueing included.
+pub struct RecordsCommitted<'a> {
+    /// The records' Kafka timestamps, epoch ms.
+    pub appended_ms: &'a [i64],
+    pub committed_ms: i64,
+}
+
+impl RecordsCommitted<'_> {
+    pub fn emit(&self) {
+        let latency = histogram!("sfjira_transformer_record_latency_seconds");
+        for at in self.appended_ms {
+            latency.record((self.committed_ms - at).max(0) as f64 / 1000.0);
+        }
+    }
+}

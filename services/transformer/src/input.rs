@@ -291,9 +291,13 @@ pub fn to_json(v: Avro) -> Value {
             .unwrap_or(json!(ms))
     };
     match v {
-        Avro::Date(days) => NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+        // A day no calendar has stays text that no date conversion accepts (SFJ-5004), never
+        // a bare number: `type: date` would read that as epoch milliseconds (1970-01-02).
+        Avro::Date(days) => days
+            .checked_add(719_163)
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
             .map(|d| json!(d.format("%Y-%m-%d").to_string()))
-            .unwrap_or(json!(days)),
+            .unwrap_or_else(|| json!(format!("day {days} after 1970-01-01 (out of range)"))),
         Avro::TimestampMillis(ms) | Avro::LocalTimestampMillis(ms) => ts(ms),
         Avro::TimestampMicros(us) | Avro::LocalTimestampMicros(us) => ts(us / 1000),
         Avro::Union(_, inner) => to_json(*inner),
@@ -321,6 +325,18 @@ mod tests {
             to_json(Avro::Union(1, Box::new(Avro::String("x".into())))),
             json!("x")
         );
+    }
+
+    #[test]
+    fn a_date_no_calendar_has_does_not_convert() {
+        for days in [100_000_000, i32::MAX] {
+            // Text, not a number an epoch-milliseconds reading would turn into 1970-01-02.
+            let v = to_json(Avro::Date(days));
+            assert!(
+                v.as_str().is_some_and(|s| s.contains("out of range")),
+                "{v}"
+            );
+        }
     }
 
     #[test]

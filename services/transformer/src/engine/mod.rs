@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandKind, DeliveryMode, FieldValue, SourceRef, TargetRef};
 use crate::mapping::{
-    Delivery, EchoRules, Expr, FieldRule, Flow, Mapping, OnDelete, System, ValueSource,
+    Delivery, EchoRules, Expr, FieldRule, Flow, Mapping, OnDelete, ScopeNeeds, System, ValueSource,
+    record_fields,
 };
 
 /// What became of one record.
@@ -71,8 +72,12 @@ impl Mapping {
         if flows.is_empty() {
             return RecordOutcome::Unmapped;
         }
+        let mut needs = flows[0].scope.clone();
+        for f in &flows[1..] {
+            needs.merge(&f.scope);
+        }
         ROOT_CONTEXT.with(|root| {
-            let scope = match record_scope(root, record) {
+            let scope = match record_scope(root, record, &needs) {
                 Ok(scope) => scope,
                 Err(error) => {
                     return RecordOutcome::Flows(
@@ -111,10 +116,13 @@ fn root_context() -> cel::Context<'static, 'static> {
     cel::Context::default()
 }
 
-/// The per-record variables: `record`, `event` and what `changed()` reads.
+/// The per-record variables: `record`, `event` and what `changed()` reads — as much of each
+/// as the flows' expressions read (`needs`): converting values into CEL costs more than
+/// evaluating the expressions.
 fn record_scope<'r>(
     root: &'r cel::Context<'static, 'static>,
     record: &SourceRecord,
+    needs: &ScopeNeeds,
 ) -> Result<cel::Context<'r, 'static>, StageError> {
     let fail = |e: String| {
         StageError::new(
@@ -123,9 +131,29 @@ fn record_scope<'r>(
         )
     };
     let mut scope = root.new_inner_scope();
+    let fields = if needs.whole_record {
+        record.fields.clone()
+    } else {
+        // A field the record lacks stays absent, so reading it fails as before.
+        needs
+            .fields
+            .iter()
+            .filter_map(|f| Some((f.clone(), record.fields.get(f)?.clone())))
+            .collect()
+    };
     scope
-        .add_variable("record", Value::Object(record.fields.clone()))
+        .add_variable("record", Value::Object(fields))
         .map_err(|e| fail(e.to_string()))?;
+    if needs.event {
+        add_event(&mut scope, record).map_err(fail)?;
+    }
+    if needs.changed {
+        add_changed(&mut scope, record).map_err(fail)?;
+    }
+    Ok(scope)
+}
+
+fn add_event(scope: &mut cel::Context<'_, 'static>, record: &SourceRecord) -> Result<(), String> {
     let event = serde_json::json!({
         "type": record.event,
         "source": record.source,
@@ -136,7 +164,10 @@ fn record_scope<'r>(
     });
     scope
         .add_variable("event", event)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| e.to_string())
+}
+
+fn add_changed(scope: &mut cel::Context<'_, 'static>, record: &SourceRecord) -> Result<(), String> {
     let changed: serde_json::Map<String, Value> = match record.event {
         EventType::Create | EventType::Undelete => record
             .fields
@@ -154,8 +185,7 @@ fn record_scope<'r>(
     };
     scope
         .add_variable(CHANGED_VAR, Value::Object(changed))
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(scope)
+        .map_err(|e| e.to_string())
 }
 
 fn is_echo(rules: &EchoRules, r: &SourceRecord) -> bool {
@@ -498,18 +528,7 @@ pub fn command_id(flow: &str, source: &str, id: &str, version: &str) -> String {
 
 /// The `record.<Field>` names an expression mentions.
 fn fields_read_by(expr: &str) -> Vec<String> {
-    expr.match_indices("record.")
-        .filter(|(i, _)| {
-            *i == 0 || !expr[..*i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.')
-        })
-        .map(|(i, m)| {
-            expr[i + m.len()..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect::<String>()
-        })
-        .filter(|f| !f.is_empty())
-        .collect()
+    record_fields(expr).0
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ impl Compiler<'_> {
         if self.errors.len() > before {
             return None;
         }
-        Some(Flow {
+        let mut flow = Flow {
             name,
             from,
             to,
@@ -169,7 +169,10 @@ impl Compiler<'_> {
             target,
             fields,
             status,
-        })
+            scope: Default::default(),
+        };
+        flow.scope = super::ScopeNeeds::of(flow.exprs().map(|e| e.source.as_str()));
+        Some(flow)
     }
 
     fn endpoint(&mut self, s: &S, path: &str) -> Option<Endpoint> {

@@ -5,15 +5,18 @@
 //! - `compile.rs`: checks everything and compiles the CEL expressions once, so a record never
 //!   meets a mistake the loader could have caught.
 //! - `model.rs`: the compiled flows the engine runs.
+//! - `reads.rs`: what a flow's expressions read of a record (so the engine converts only that).
 //! - `error.rs`: errors that name file, line, column, path, the problem and the fix.
 
 mod compile;
 mod error;
 mod model;
 mod raw;
+mod reads;
 
 pub use error::{MappingError, MappingErrors};
 pub use model::*;
+pub use reads::{ScopeNeeds, record_fields};
 
 use std::path::Path;
 

@@ -185,4 +185,24 @@ pub struct Flow {
     pub target: Target,
     pub fields: Vec<FieldRule>,
     pub status: Option<FieldRule>,
+    /// What its expressions read of a record (the engine builds the CEL scope from it).
+    pub scope: super::ScopeNeeds,
+}
+
+impl Flow {
+    /// Every CEL expression of the flow.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        let rules = self.fields.iter().chain(&self.status);
+        let of_rules = rules.filter_map(|r| match &r.source {
+            ValueSource::Expr(e) => Some(e),
+            _ => None,
+        });
+        let t = &self.target;
+        self.when
+            .iter()
+            .chain(of_rules)
+            .chain(t.parent.iter())
+            .chain(t.attach_to.iter())
+            .chain(t.external_id.iter())
+    }
 }

@@ -31,6 +31,8 @@ pub struct Prepared {
     /// Commands per (topic, kind), for metrics after the commit.
     pub produced: BTreeMap<(String, CommandKind), u64>,
     pub records: usize,
+    /// Each record's Kafka timestamp (epoch ms), for the per-record latency after the commit.
+    pub appended_ms: Vec<i64>,
 }
 
 /// Turns source records into output records. Shared, read-only state only.
@@ -58,11 +60,12 @@ impl Prepared {
             received: BTreeMap::new(),
             produced: BTreeMap::new(),
             records: 0,
+            appended_ms: Vec::new(),
         }
     }
 
     /// Appends a later slice of the same batch.
-    fn absorb(&mut self, later: Prepared) {
+    pub fn absorb(&mut self, later: Prepared) {
         self.outputs.extend(later.outputs);
         self.offsets.merge(&later.offsets);
         for (topic, (count, bytes)) in later.received {
@@ -74,6 +77,7 @@ impl Prepared {
             *self.produced.entry(key).or_default() += n;
         }
         self.records += later.records;
+        self.appended_ms.extend(later.appended_ms);
     }
 }
 
@@ -115,11 +119,15 @@ impl Preparer {
             received: BTreeMap::new(),
             produced: BTreeMap::new(),
             records: batch.len(),
+            appended_ms: Vec::with_capacity(batch.len()),
         };
         for msg in &batch {
             let span = process_span_for_message(msg, &self.group_id);
             self.record(msg, &mut out).instrument(span).await?;
             out.offsets.record(msg);
+            if let Some(ms) = msg.timestamp().to_millis() {
+                out.appended_ms.push(ms);
+            }
             let entry = out.received.entry(msg.topic().to_string()).or_default();
             entry.0 += 1;
             entry.1 += msg.payload().map_or(0, <[u8]>::len) as u64;

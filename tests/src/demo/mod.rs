@@ -1,6 +1,7 @@
 //! The demo scenario (`make demo`) and what it reports, shared with the end-to-end tests so the
 //! story a user watches is the one CI checks.
 
+pub mod corpus;
 pub mod people;
 pub mod scenario;
 pub mod stack;

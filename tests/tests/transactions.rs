@@ -179,3 +179,37 @@ async fn a_new_producer_with_the_same_transactional_id_fences_the_old_one() {
     let values: Vec<&[u8]> = seen.iter().map(|m| m.payload().unwrap()).collect();
     assert_eq!(values, vec![&b"from the successor"[..]]);
 }
+
+/// A caller cancelled between begin and commit (a webhook handler whose client hung up) leaves
+/// its transaction open; `abort_abandoned` ends it, so the next transaction begins and commits,
+/// and the abandoned records are never visible.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_abandoned_by_a_cancelled_caller_is_aborted_before_the_next() {
+    let output = fresh_topic("txn-abandoned", 1).await;
+    let base = client_config();
+    let mut p = TransactionalProducer::new(&base, &unique("txn-abandoned"), TXN_TIMEOUT)
+        .await
+        .unwrap();
+    let abandoned = OutRecord::new(&output).key("k").payload("abandoned");
+    {
+        // What a dropped handler future leaves behind: begun, sent, never ended.
+        p.begin().unwrap();
+        p.send(&abandoned).await.unwrap();
+    }
+    assert!(p.is_open());
+    assert!(p.begin().is_err(), "a second begin fails while one is open");
+    p.abort_abandoned().await.unwrap();
+    assert!(!p.is_open());
+    p.abort_abandoned().await.unwrap(); // nothing open: a no-op
+    p.begin().unwrap();
+    p.send(&OutRecord::new(&output).key("k").payload("kept"))
+        .await
+        .unwrap();
+    p.commit().await.unwrap();
+    let seen = read_all(&output, 2, Duration::from_secs(5)).await;
+    let payloads: Vec<String> = seen
+        .iter()
+        .map(|m| String::from_utf8(m.payload().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(payloads, ["kept"], "only the committed record is visible");
+}

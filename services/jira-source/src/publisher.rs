@@ -237,6 +237,9 @@ impl Publisher {
 }
 
 async fn transact(p: &mut TransactionalProducer, records: &[OutRecord]) -> Result<(), TxnError> {
+    // A webhook handler is cancelled when Jira hangs up (its delivery timeout) and may leave the
+    // transaction it began open.
+    p.abort_abandoned().await?;
     p.begin()?;
     for r in records {
         p.send(r).await?;

@@ -188,18 +188,33 @@ async fn send(
     url: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let mut req = http.request(method.clone(), url);
-    if let Some(b) = body {
-        req = req.json(&b);
+    // A person who sends too much at once is told 429 like anyone else (the sandbox counts
+    // them in its rate limits); like a browser or a script, they wait and try again. A 429
+    // is answered before anything is applied, so the retry cannot apply twice.
+    let mut attempts = 0;
+    loop {
+        let mut req = http.request(method.clone(), url);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.with_context(|| {
+            format!("{method} {url}: the sandbox did not answer (is it running?)")
+        })?;
+        let status = resp.status();
+        let wait = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(1);
+        let text = resp.text().await.unwrap_or_default();
+        if status.as_u16() == 429 && attempts < 30 {
+            attempts += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(wait.min(5))).await;
+            continue;
+        }
+        if !status.is_success() {
+            bail!("{method} {url} answered {status}: {text}");
+        }
+        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
     }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("{method} {url}: the sandbox did not answer (is it running?)"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{method} {url} answered {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }

@@ -13,9 +13,29 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+
+/// Consumer errors that only report a state librdkafka works its way out of.
+fn passing(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::Resolve
+            | C::OperationTimedOut
+            | C::RequestTimedOut
+            | C::NetworkException
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::NotCoordinator
+            | C::CoordinatorNotAvailable
+            | C::CoordinatorLoadInProgress
+            | C::PartitionEOF
+    )
+}
 
 pub struct KafkaConsumer {
     inner: StreamConsumer,
@@ -78,8 +98,19 @@ impl KafkaConsumer {
     }
 
     /// The next record (waits for one).
+    ///
+    /// Errors librdkafka recovers from by itself (the broker restarting or unreachable, a
+    /// partition leader moving) are logged and skipped: a stage rides out a broker restart
+    /// instead of stopping. Anything else — fatal errors included — is returned.
     pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
-        self.inner.recv().await
+        loop {
+            match self.inner.recv().await {
+                Err(KafkaError::MessageConsumption(code)) if passing(code) => {
+                    tracing::warn!(group = %self.group_id, error = %code, "Kafka consumer error; the client reconnects by itself");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The group's identity for [`super::TransactionalProducer::send_offsets`].

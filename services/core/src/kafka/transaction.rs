@@ -212,6 +212,32 @@ impl TransactionalProducer {
         result.map_err(TxnError::Fatal)
     }
 
+    /// Aborts a transaction its caller abandoned: cancelled between [`Self::begin`] and its
+    /// commit or abort (an HTTP handler whose client hung up). Left open, it makes every later
+    /// `begin` fail with "Operation not valid in state InTransaction" and the stage stalls.
+    /// The abandoned commit may still have finished in the background, so finding no
+    /// transaction in progress is not an error here. No-op when nothing is open.
+    pub async fn abort_abandoned(&mut self) -> Result<(), TxnError> {
+        if !self.open {
+            return Ok(());
+        }
+        tracing::warn!(
+            transactional_id = %self.transactional_id,
+            "a transaction was left open by a cancelled caller; aborting it"
+        );
+        self.in_flight.clear();
+        let producer = self.producer.clone();
+        let timeout = self.op_timeout;
+        let result =
+            blocking(move || retry_retriable(|| producer.abort_transaction(timeout))).await;
+        self.open = false;
+        match result {
+            Ok(()) => Ok(()),
+            Err(KafkaError::Transaction(e)) if e.code() == RDKafkaErrorCode::State => Ok(()),
+            Err(e) => Err(TxnError::Fatal(e)),
+        }
+    }
+
     /// After [`TxnError::Fatal`]: a new producer with the same transactional id.
     pub async fn recover(&mut self) -> Result<(), TxnError> {
         self.in_flight.clear();

@@ -77,6 +77,52 @@ async fn pass_through(
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
+/// The second baseline: the same forwarding with the transformer's exactly-once machinery
+/// (sfjira's consumer and transactional producer, offsets in the transaction, batches of 2000
+/// records or 20 ms) and no mapping — what transactions alone cost on this broker. Returns
+/// the time for `n` records after the warm-up one.
+async fn eos_pass_through(from: String, to: String, n: usize) -> Duration {
+    use sfjira_core::kafka::{KafkaConsumer, OffsetTracker, OutRecord, TransactionalProducer};
+    let group = unique("bench-eos");
+    let consumer = KafkaConsumer::new(&base(), &group, &[from.as_str()]).unwrap();
+    let mut producer =
+        TransactionalProducer::new(&base(), &unique("bench-eos"), Duration::from_secs(30))
+            .await
+            .unwrap();
+    let mut done = 0usize;
+    let mut started: Option<Instant> = None;
+    while done < n + 1 {
+        let mut batch = Vec::new();
+        let mut offsets = OffsetTracker::new();
+        let first = consumer.recv().await.unwrap().detach();
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+        while batch.len() < 2000 {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(m) => batch.push(m.unwrap().detach()),
+                Err(_) => break,
+            }
+        }
+        producer.begin().unwrap();
+        for m in &batch {
+            offsets.record(m);
+            producer
+                .send_prepared(&OutRecord::copy_of(m, to.clone()))
+                .await
+                .unwrap();
+        }
+        producer
+            .send_offsets(&offsets.to_list(), consumer.group_metadata().unwrap())
+            .await
+            .unwrap();
+        producer.commit().await.unwrap();
+        // The warm-up record's transaction starts the clock, like the other two stages'.
+        started.get_or_insert_with(Instant::now);
+        done += batch.len();
+    }
+    started.map_or(Duration::ZERO, |t| t.elapsed())
+}
+
 /// Produces pre-encoded records as fast as the client takes them.
 async fn produce(topic: &str, records: &[(String, Vec<u8>)]) {
     let producer: FutureProducer = base().set("linger.ms", "5").create().unwrap();
@@ -142,6 +188,8 @@ async fn main() {
         "transformer.dlq",
         "passthrough.in",
         "passthrough.out",
+        "eos.in",
+        "eos.out",
     ] {
         create_topic(&format!("{prefix}{t}"), 2).await;
     }
@@ -186,6 +234,13 @@ async fn main() {
     forward.await.unwrap();
     let baseline = t0.elapsed();
     let base_rate = n as f64 / baseline.as_secs_f64();
+
+    // Second baseline: the same forwarding in Kafka transactions, no mapping.
+    let eos_in = format!("{prefix}eos.in");
+    let eos_out = format!("{prefix}eos.out");
+    produce(&eos_in, &records).await;
+    let eos = eos_pass_through(eos_in, eos_out, n).await;
+    let eos_rate = n as f64 / eos.as_secs_f64();
 
     // The transformer, as its own process (so its memory is its own), warmed up the same way.
     let dir = std::env::temp_dir().join(unique("bench"));
@@ -270,9 +325,20 @@ async fn main() {
         elapsed.as_secs_f64()
     );
     println!(
+        "{:<36} {:>9.0} records/s  ({:.2} s)",
+        "baseline: same, in transactions",
+        eos_rate,
+        eos.as_secs_f64()
+    );
+    println!(
         "{:<36} {:>9.2}   (target >= 0.5)",
         "ratio transformer / baseline",
         rate / base_rate
+    );
+    println!(
+        "{:<36} {:>9.2}   (mapping's share: what is left after transactions)",
+        "ratio transformer / txn baseline",
+        rate / eos_rate
     );
     println!(
         "{:<36} {:>9.1} MB (target < 100 MB)",

@@ -149,15 +149,12 @@ impl Transformer {
                 Ok(p) => {
                     // The next batch is read and prepared on its own task, so its CPU work runs
                     // on another core instead of starving this batch's commit of polls.
-                    let committed_signal = Arc::new(tokio::sync::Notify::new());
                     let prepare_next = tokio::spawn(read_and_prepare(
                         Arc::clone(&self.consumer),
                         Arc::clone(&self.preparer),
                         self.settings.clone(),
-                        Arc::clone(&committed_signal),
                     ));
                     let committed = commit(&mut self.producer, &self.consumer, p).await;
-                    committed_signal.notify_one();
                     // Always joined before going on: a rewind after a failed commit must not
                     // race a read still in progress.
                     let next = prepare_next
@@ -264,58 +261,16 @@ async fn commit(
 }
 
 /// The next batch, prepared; `None` when nothing arrives within `batch_wait_ms`.
-///
-/// It starts with one chunk and, while the batch before is still committing (`committed` not
-/// yet notified), keeps reading what has already arrived and preparing it in further chunks,
-/// up to `batch_size`: a slow commit (the broker writing the previous transaction's markers can
-/// take ~100 ms) then makes the next transaction larger instead of leaving the cores idle, and
-/// a fast one lets the next batch go out as soon as its first chunk is ready.
 async fn read_and_prepare(
     consumer: Arc<KafkaConsumer>,
     preparer: Arc<Preparer>,
     settings: TransformerConfig,
-    committed: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Option<Result<Prepared, Retryable>>> {
-    let chunk = settings.batch_size.min(CHUNK);
-    let Some(first) = next_batch_soon(&consumer, &settings, chunk).await? else {
-        return Ok(None);
-    };
-    let mut batch = match Arc::clone(&preparer)
-        .prepare_in_slices(first, cores())
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return Ok(Some(Err(e))),
-    };
-    let done = committed.notified();
-    tokio::pin!(done);
-    while batch.records < settings.batch_size {
-        let want = chunk.min(settings.batch_size - batch.records);
-        let mut more = Vec::with_capacity(want);
-        while more.len() < want {
-            tokio::select! {
-                biased;
-                _ = &mut done => break,
-                msg = consumer.recv() => more.push(msg?.detach()),
-            }
-        }
-        let finished = more.len() < want;
-        if !more.is_empty() {
-            match Arc::clone(&preparer).prepare_in_slices(more, cores()).await {
-                Ok(p) => batch.absorb(p),
-                Err(e) => return Ok(Some(Err(e))),
-            }
-        }
-        if finished {
-            break;
-        }
+    match next_batch_soon(&consumer, &settings).await? {
+        Some(batch) => Ok(Some(preparer.prepare_in_slices(batch, cores()).await)),
+        None => Ok(None),
     }
-    Ok(Some(Ok(batch)))
 }
-
-/// Records read and prepared at a time while the batch before commits (two slices of 500: one
-/// per core on this size of machine, each well above [`prepare`]'s minimum slice).
-const CHUNK: usize = 1000;
 
 /// Waits for one record, then takes what else arrives within `batch_wait_ms`.
 async fn next_batch(
@@ -323,7 +278,7 @@ async fn next_batch(
     settings: &TransformerConfig,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
     let first = consumer.recv().await?.detach();
-    fill(consumer, settings, vec![first], settings.batch_size).await
+    fill(consumer, settings, vec![first]).await
 }
 
 /// Like [`next_batch`], but gives up (None) if nothing arrives within `batch_wait_ms`, so a
@@ -331,13 +286,10 @@ async fn next_batch(
 async fn next_batch_soon(
     consumer: &KafkaConsumer,
     settings: &TransformerConfig,
-    limit: usize,
 ) -> anyhow::Result<Option<Vec<OwnedMessage>>> {
     let wait = Duration::from_millis(settings.batch_wait_ms);
     match tokio::time::timeout(wait, consumer.recv()).await {
-        Ok(first) => Ok(Some(
-            fill(consumer, settings, vec![first?.detach()], limit).await?,
-        )),
+        Ok(first) => Ok(Some(fill(consumer, settings, vec![first?.detach()]).await?)),
         Err(_) => Ok(None),
     }
 }
@@ -346,10 +298,9 @@ async fn fill(
     consumer: &KafkaConsumer,
     settings: &TransformerConfig,
     mut batch: Vec<OwnedMessage>,
-    limit: usize,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(settings.batch_wait_ms);
-    while batch.len() < limit {
+    while batch.len() < settings.batch_size {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(msg) => batch.push(msg?.detach()),
             Err(_) => break,

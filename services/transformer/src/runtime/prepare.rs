@@ -65,7 +65,7 @@ impl Prepared {
     }
 
     /// Appends a later slice of the same batch.
-    pub fn absorb(&mut self, later: Prepared) {
+    fn absorb(&mut self, later: Prepared) {
         self.outputs.extend(later.outputs);
         self.offsets.merge(&later.offsets);
         for (topic, (count, bytes)) in later.received {

@@ -26,8 +26,10 @@ use tokio::task::JoinSet;
 
 const OPPS_PER_ACCOUNT: usize = 10;
 
-// Not in `make test` yet: a full run takes minutes and its pacing is still being tuned (see
-// the session notes); `make test-faults` runs it.
+// Not in `make test`: minutes long, and not yet proven steady enough for every CI run. At 10
+// accounts it converged (205 s); one run at 25 met a transaction the broker's restart left
+// hanging on `__consumer_offsets` (Kafka 4.4), which stalls the transformer until an operator
+// aborts it (docs/runbook.md). `make test-faults` runs it.
 #[ignore = "long-running fault test: make test-faults"]
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_both_ways_survive_kills_a_broker_restart_and_api_faults() {

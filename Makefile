@@ -65,6 +65,8 @@ bench:
 	infra/with-stack $(CARGO) bench -p sfjira-jira-sink --bench jira_sink
 	infra/with-stack $(CARGO) bench -p sfjira-salesforce-source --bench capture
 	infra/with-stack $(CARGO) bench -p sfjira-salesforce-sink --bench sink
+	$(CARGO) build --release --workspace --bins
+	infra/with-stack $(CARGO) bench -p sfjira-tests --bench e2e
 
 lint:
 	$(CARGO) fmt --all -- --check

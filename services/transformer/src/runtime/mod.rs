@@ -83,12 +83,10 @@ impl Transformer {
             topic_name(&cfg.kafka, "jira.worklogs"),
         ];
         let subscribe: Vec<&str> = source_topics.iter().map(String::as_str).collect();
-        let consumer = KafkaConsumer::new_static(
-            &base,
-            &settings.group_id,
-            &cfg.service.instance_id,
-            &subscribe,
-        )?;
+        // Not a static member (the sinks are): this is the group operators reset with
+        // `kafka-consumer-groups --reset-offsets` to replay, and a static member stays in the
+        // group after a graceful stop until its session times out, refusing the reset for 45 s.
+        let consumer = KafkaConsumer::new(&base, &settings.group_id, &subscribe)?;
         // One transactional id per instance: a restarted instance fences its own zombie.
         let txn_id = format!(
             "{}-{}-{}",

@@ -1,8 +1,9 @@
 //! The org's state: its schema, users, records, and the one lock that serialises writes.
 //!
-//! A write runs against a copy of the records ([`Txn`], in `write.rs`) and is swapped in only
-//! when the whole call succeeds (or, for `allOrNone=false`, with the rows that did), which
-//! gives composite and collection requests their all-or-none semantics for free. Each commit
+//! A write runs against a copy of the records ([`Txn`], in `write.rs`; an O(1) copy, the tables
+//! being persistent maps, see [`Table`]) and is swapped in only when the whole call succeeds
+//! (or, for `allOrNone=false`, with the rows that did), which gives composite and collection
+//! requests their all-or-none semantics for free. Each commit
 //! is handed to the [`ChangeSink`] while the lock is still held, so Change Data Capture sees
 //! transactions in commit order; then the optional JSON snapshot is rewritten so a demo
 //! survives a restart.
@@ -38,7 +39,13 @@ impl Record {
     }
 }
 
-/// Everything a transaction may change; cloned per write (the sandbox holds demo-sized data).
+/// One object's records by Id. A persistent map: cloning it shares the records (O(1)), and a
+/// write copies only the path to what it changes, so a transaction's copy of the org stays
+/// cheap however many records it holds. Ordered like `BTreeMap` (same iteration order, same
+/// JSON map in snapshots).
+pub type Table = imbl::OrdMap<String, Record>;
+
+/// Everything a transaction may change; cloned per write (cheaply: see [`Table`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Data {
     /// Counter behind every new record Id.
@@ -46,7 +53,7 @@ pub struct Data {
     /// Counter behind `Case.CaseNumber`.
     pub next_case_number: u64,
     /// Object name → Id → record; Ids grow with creation, so iteration is creation order.
-    pub tables: BTreeMap<String, BTreeMap<String, Record>>,
+    pub tables: BTreeMap<String, Table>,
 }
 
 /// A user of the org.
@@ -181,7 +188,7 @@ impl Org {
         };
         let catalog = catalog::objects();
         for o in &catalog {
-            data.tables.insert(o.name.clone(), BTreeMap::new());
+            data.tables.insert(o.name.clone(), Table::new());
         }
         if let Some(path) = &config.snapshot_path
             && path.exists()
@@ -306,7 +313,7 @@ impl Org {
             tables: BTreeMap::new(),
         };
         for o in &self.catalog {
-            fresh.tables.insert(o.name.clone(), BTreeMap::new());
+            fresh.tables.insert(o.name.clone(), Table::new());
         }
         *guard = fresh;
         self.save_snapshot(&guard);

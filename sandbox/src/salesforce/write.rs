@@ -10,7 +10,7 @@ use super::changes::{ChangeType, RecordChange};
 use super::errors::SfError;
 use super::ids;
 use super::meta::{FieldType, ObjectMeta};
-use super::store::{Data, Org, RacedCreate, Record, TxnOutcome};
+use super::store::{Data, Org, RacedCreate, Record, Table, TxnOutcome};
 use super::validate::{check_fields, fmt_datetime};
 
 /// Who writes, through what, and when.
@@ -325,7 +325,7 @@ impl<'a> Txn<'a> {
         }
     }
 
-    fn table(&mut self, object: &str) -> &mut std::collections::BTreeMap<String, Record> {
+    fn table(&mut self, object: &str) -> &mut Table {
         self.data.tables.entry(object.to_string()).or_default()
     }
 

@@ -56,7 +56,11 @@ pub struct Pending {
 }
 
 struct Held {
-    window_end: Instant,
+    /// When its window closes, in epoch ms: wall-clock ms, not an `Instant` computed per
+    /// command, so every command of one window falls due at the same check (per-command
+    /// `Instant`s differed by a fraction of a millisecond and once split a window, writing a
+    /// record's older edit after its newer one).
+    due_ms: i64,
     pending: Pending,
 }
 
@@ -228,7 +232,11 @@ impl Sink {
         let mut batch: Vec<OwnedMessage> =
             std::mem::take(&mut *self.backlog.lock().expect("backlog"));
         if batch.is_empty() {
-            let until = self.held.iter().map(|h| h.window_end).min();
+            let until = self.held.iter().map(|h| h.due_ms).min().map(|due| {
+                // One ms past it, so the check after the wait finds the window closed.
+                let wait = (due - crate::outcome::now_ms()).max(0) as u64 + 1;
+                Instant::now() + Duration::from_millis(wait)
+            });
             let first = async {
                 match until {
                     Some(t) => tokio::time::timeout_at(t, self.consumer.recv()).await.ok(),
@@ -276,10 +284,10 @@ impl Sink {
         }
         ReplaysSkipped { count: replays }.emit();
         // Windows that closed, in arrival order, ahead of this batch's realtime commands.
-        let now = Instant::now();
+        let now = crate::outcome::now_ms();
         let (due, keep): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|h| flush_all || h.window_end <= now);
+            .partition(|h| flush_all || h.due_ms <= now);
         self.held = keep;
         let mut due: Vec<Pending> = due.into_iter().map(|h| h.pending).collect();
         due.append(&mut ready);
@@ -339,12 +347,21 @@ impl Sink {
     fn route(&mut self, p: Pending, ready: &mut Vec<Pending>) {
         match p.cmd.delivery {
             DeliveryMode::Batched { interval_ms } if interval_ms > 0 => {
-                let now_ms = crate::outcome::now_ms().max(0) as u64;
-                let end_ms = (now_ms / interval_ms + 1) * interval_ms;
-                self.held.push(Held {
-                    window_end: Instant::now() + Duration::from_millis(end_ms - now_ms),
-                    pending: p,
-                });
+                let key = &p.cmd.target.external_ref;
+                // Behind a held command of the same record: the same window, so their order
+                // holds.
+                let due_ms = match self
+                    .held
+                    .iter()
+                    .find(|h| &h.pending.cmd.target.external_ref == key)
+                {
+                    Some(h) => h.due_ms,
+                    None => {
+                        let i = interval_ms.min(i64::MAX as u64) as i64;
+                        (crate::outcome::now_ms() / i + 1) * i
+                    }
+                };
+                self.held.push(Held { due_ms, pending: p });
             }
             _ => {
                 let key = p.cmd.target.external_ref.clone();

@@ -73,6 +73,9 @@ async fn kill_9_mid_burst_then_restart_is_exactly_once_in_order() {
                     .await
                     .unwrap();
                 assert!(r.status().is_success());
+                // Paced, so the burst outlasts the moment of the kill: the sandbox alone
+                // writes thousands per second.
+                tokio::time::sleep(Duration::from_millis(3)).await;
             }
             ids
         })

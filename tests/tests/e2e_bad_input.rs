@@ -36,11 +36,11 @@ use serde_json::{Value, json};
 use sfjira_core::avro::{AvroCodec, WriterSchema, confluent_schema_id};
 use sfjira_tests::demo::corpus::{
     all_records, codes_by_key, counter, dlq_list, metrics_url, post_webhook, post_webhook_raw,
-    produce, record_keyed, registry_schema, sfjira, sign, use_mapping, wait_for, webhook_url,
-    with_avro_date, with_field, with_id, with_unrepresentable_date,
+    produce, record_keyed, registry_schema, sfjira, sign, use_mapping, webhook_url, with_avro_date,
+    with_field, with_id, with_unrepresentable_date,
 };
 use sfjira_tests::demo::scenario::SALESFORCE_ID_FIELD;
-use sfjira_tests::demo::{Deployment, Engineer, SalesUser};
+use sfjira_tests::demo::{Deployment, Engineer, SalesUser, wait_for};
 use sfjira_tests::{bootstrap, registry_config, registry_url};
 
 const STEP: Duration = Duration::from_secs(90);

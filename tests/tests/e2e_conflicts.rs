@@ -8,12 +8,12 @@
 //! both sides end with the later edit, whichever order the commands arrive in.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use sfjira_tests::demo::scenario::SALESFORCE_ID_FIELD;
-use sfjira_tests::demo::{Deployment, Engineer, SalesUser};
+use sfjira_tests::demo::{Deployment, Engineer, SalesUser, wait_for};
 use sfjira_tests::{bootstrap, registry_url};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,19 +141,4 @@ async fn issue(engineer: &Engineer, key: &str) -> Option<Value> {
         .ok()?
         .into_iter()
         .find(|i| i["key"] == json!(key))
-}
-
-async fn wait_for<T, F, Fut>(max: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < max {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    None
 }

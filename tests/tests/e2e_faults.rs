@@ -18,7 +18,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{Value, json};
 use sfjira_tests::demo::scenario::SALESFORCE_ID_FIELD;
 use sfjira_tests::demo::stack::SERVICES;
-use sfjira_tests::demo::{Deployment, Engineer, SalesUser};
+use sfjira_tests::demo::{Deployment, Engineer, SalesUser, wait_for};
 use sfjira_tests::private_broker::PrivateBroker;
 use sfjira_tests::registry_url;
 use tokio::sync::Mutex;
@@ -344,20 +344,4 @@ async fn chaos(
         };
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
-}
-
-/// Polls `check` every second until it gives something or `max` passes.
-async fn wait_for<T, F, Fut>(max: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < max {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    None
 }

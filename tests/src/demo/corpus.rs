@@ -8,7 +8,7 @@
 //! scenario: nothing here acts like a person; it acts like a broken producer or an attacker.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use apache_avro::types::Value as Avro;
@@ -16,8 +16,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
-use super::Deployment;
 use super::scenario::Operator;
+use super::{Deployment, wait_for};
 
 /// Produces one record (not transactional, acks=all) onto `topic`.
 pub async fn produce(
@@ -327,20 +327,4 @@ pub fn with_avro_date(schema: &apache_avro::Schema, field: &str) -> apache_avro:
     f["type"] = json!(["null", {"type": "int", "logicalType": "date"}]);
     json["name"] = json!("DatedOpportunityChangeEvent");
     apache_avro::Schema::parse(&json).unwrap()
-}
-
-/// Polls `check` every half second until it finds something or `max` has passed.
-pub async fn wait_for<T, F, Fut>(max: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < max {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    None
 }

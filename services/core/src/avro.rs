@@ -93,8 +93,15 @@ pub struct AvroCodec {
     /// (subject, schema JSON) → registered schema.
     writers: Mutex<HashMap<(String, String), Arc<WriterSchema>>>,
     /// Schema id → its resolved reader (resolving costs more than decoding a record; the schema
-    /// is leaked once per id, a handful per process, as for writers).
-    readers: Mutex<HashMap<u32, Arc<GenericDatumReader<'static>>>>,
+    /// is leaked once per id, a handful per process, as for writers). `None`: a schema this
+    /// codec cannot resolve on its own (registry references).
+    readers: Mutex<HashMap<u32, Option<Arc<SchemaReader>>>>,
+}
+
+/// A fetched schema ready for reading, and its record name.
+struct SchemaReader {
+    reader: GenericDatumReader<'static>,
+    name: Option<String>,
 }
 
 impl AvroCodec {
@@ -168,43 +175,36 @@ impl AvroCodec {
     /// Decodes a Confluent-framed Avro value, fetching its writer schema once per id.
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, StageError> {
         let schema_id = confluent_schema_id(bytes)?;
-        if let Err(e) = self.decoder.get_schema(schema_id).await {
-            if e.retriable {
-                return Err(StageError::new(
-                    ErrorCode::RegistryUnavailable,
-                    format!("fetching schema {schema_id} from {}: {e}", self.base_url),
-                ));
-            }
-            // Not cached as a permanent failure: the operator may fix the registry and replay.
-            self.decoder.remove_errors_from_cache();
-            return Err(StageError::new(
-                ErrorCode::SchemaNotFound,
-                format!(
-                    "schema id {schema_id} is not in the registry at {}: {e}",
-                    self.base_url
-                ),
-            ));
-        }
+        let cached = self
+            .readers
+            .lock()
+            .expect("reader cache")
+            .get(&schema_id)
+            .cloned();
+        let reader = match cached {
+            Some(r) => r,
+            None => self.fetch_reader(schema_id).await?,
+        };
         let undecodable = |e: String| {
             StageError::new(
                 ErrorCode::AvroBodyInvalid,
                 format!("the body does not decode with schema {schema_id}: {e}"),
             )
         };
-        let Some((reader, name)) = self.reader(schema_id).await else {
-            // A schema this codec cannot resolve on its own (registry references): the
-            // converter's decoder, without the check for a body cut short.
+        let Some(r) = reader else {
+            // The converter's decoder, without the check for a body cut short.
             return match self.decoder.decode(Some(bytes)).await {
-                Ok(r) => Ok(Decoded {
+                Ok(d) => Ok(Decoded {
                     schema_id,
-                    name: r.name.map(|n| n.fullname(None)),
-                    value: r.value,
+                    name: d.name.map(|n| n.fullname(None)),
+                    value: d.value,
                 }),
                 Err(e) => Err(undecodable(e.to_string())),
             };
         };
         let mut body = EndWatch::new(&bytes[5..]);
-        let value = reader
+        let value = r
+            .reader
             .read_value(&mut body)
             .map_err(|e| undecodable(e.to_string()))?;
         if body.hit_end {
@@ -221,28 +221,49 @@ impl AvroCodec {
         }
         Ok(Decoded {
             schema_id,
-            name,
+            name: r.name.clone(),
             value,
         })
     }
 
-    /// The cached reader of a schema id the decoder has fetched, and the schema's record name.
-    async fn reader(&self, id: u32) -> Option<(Arc<GenericDatumReader<'static>>, Option<String>)> {
-        let schema = self.decoder.get_schema(id).await.ok()?;
+    /// Fetches schema `id` (once: the decoder caches it) and caches its reader. Registry
+    /// failures map to catalogued errors: unreachable is retryable, unknown is not.
+    async fn fetch_reader(&self, id: u32) -> Result<Option<Arc<SchemaReader>>, StageError> {
+        let schema = match self.decoder.get_schema(id).await {
+            Ok(s) => s,
+            Err(e) if e.retriable => {
+                return Err(StageError::new(
+                    ErrorCode::RegistryUnavailable,
+                    format!("fetching schema {id} from {}: {e}", self.base_url),
+                ));
+            }
+            Err(e) => {
+                // Not cached as a permanent failure: the operator may fix the registry and
+                // replay.
+                self.decoder.remove_errors_from_cache();
+                return Err(StageError::new(
+                    ErrorCode::SchemaNotFound,
+                    format!(
+                        "schema id {id} is not in the registry at {}: {e}",
+                        self.base_url
+                    ),
+                ));
+            }
+        };
         let name = match &schema.parsed {
             Schema::Record(r) => Some(r.name.fullname(None)),
             _ => None,
         };
-        if let Some(r) = self.readers.lock().expect("reader cache").get(&id) {
-            return Some((Arc::clone(r), name));
-        }
         let leaked: &'static Schema = Box::leak(Box::new(schema.parsed.clone()));
-        let reader = Arc::new(GenericDatumReader::builder(leaked).build().ok()?);
+        let reader = GenericDatumReader::builder(leaked)
+            .build()
+            .ok()
+            .map(|reader| Arc::new(SchemaReader { reader, name }));
         self.readers
             .lock()
             .expect("reader cache")
-            .insert(id, Arc::clone(&reader));
-        Some((reader, name))
+            .insert(id, reader.clone());
+        Ok(reader)
     }
 
     /// Sets the compatibility level of `subject` (`PUT /config/{subject}`).

@@ -63,6 +63,15 @@ impl KafkaConsumer {
         if cfg.get("queued.max.messages.kbytes").is_none() {
             cfg.set("queued.max.messages.kbytes", "16384");
         }
+        // Once that queue is full, librdkafka postpones the partition's next fetch by
+        // `fetch.queue.backoff.ms`, 1000 ms by default (librdkafka CONFIGURATION.md), even when
+        // the stage drains the queue a millisecond later: a stage catching up on a backlog then
+        // reads in bursts with ~1 s gaps. Measured with the transformer's transactions
+        // (`cargo run --release -p sfjira-transformer --example txn_phases`): 22 000 records/s
+        // with the default, 95 000 with 10 ms, at the same 16 MB queue.
+        if cfg.get("fetch.queue.backoff.ms").is_none() {
+            cfg.set("fetch.queue.backoff.ms", "10");
+        }
         let from_earliest = matches!(
             cfg.get("auto.offset.reset"),
             Some("earliest" | "smallest" | "beginning")

@@ -9,6 +9,7 @@
 //! - `SFJIRA_TEST_REGISTRY_URL` (default `http://127.0.0.1:18081/apis/ccompat/v7`)
 
 pub mod demo;
+pub mod kafka_tool;
 pub mod private_broker;
 
 use std::time::Duration;

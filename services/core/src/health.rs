@@ -10,6 +10,10 @@
 //! - `GET /metrics`: everything recorded through the `metrics` crate (see
 //!   `telemetry::events`), in the Prometheus text format.
 //!
+//! Conditions only a watchdog sees over time (a consumer group whose offsets cannot be fetched)
+//! are raised and cleared by their owner through [`runtime_conditions`]; `/readyz` reports each
+//! raised one as a failed check.
+//!
 //! Checks are a trait so each service adds its own (the sinks check their target API) next to
 //! the two everyone needs, [`KafkaReachable`] and [`RegistryReachable`].
 
@@ -167,6 +171,79 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     out
+}
+
+/// Reasons not to be ready that components raise and clear themselves at run time, for the
+/// conditions no request can check on demand (a watchdog sees them over time, see
+/// `kafka::offset_watch`). Process-wide, because those components (a Kafka consumer deep in a
+/// stage) are created after the health server and know nothing of it: every [`HealthServer`]
+/// in the process reports every raised condition as a failed check in `/readyz`. A condition
+/// that is not raised does not appear in the body at all.
+pub struct RuntimeConditions {
+    raised: std::sync::Mutex<std::collections::BTreeMap<u64, (String, String)>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// The process's [`RuntimeConditions`].
+pub fn runtime_conditions() -> &'static RuntimeConditions {
+    static CONDITIONS: OnceLock<RuntimeConditions> = OnceLock::new();
+    CONDITIONS.get_or_init(|| RuntimeConditions {
+        raised: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        next_id: std::sync::atomic::AtomicU64::new(0),
+    })
+}
+
+impl RuntimeConditions {
+    /// A flag reported under `name` (the key in the `/readyz` body) while raised.
+    pub fn flag(&'static self, name: impl Into<String>) -> ReadinessFlag {
+        ReadinessFlag {
+            conditions: self,
+            id: self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            name: name.into(),
+        }
+    }
+
+    /// Every raised condition: name and reason, in the order they were created.
+    pub fn raised(&self) -> Vec<(String, String)> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, (String, String)>> {
+        // The map stays consistent even if a holder panicked: every update is one insert/remove.
+        self.raised.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One not-ready condition of [`RuntimeConditions`]; dropping it clears it.
+pub struct ReadinessFlag {
+    conditions: &'static RuntimeConditions,
+    id: u64,
+    name: String,
+}
+
+impl ReadinessFlag {
+    /// Not ready, because of `reason` (words an operator can act on).
+    pub fn raise(&self, reason: impl Into<String>) {
+        self.conditions
+            .lock()
+            .insert(self.id, (self.name.clone(), reason.into()));
+    }
+
+    pub fn clear(&self) {
+        self.conditions.lock().remove(&self.id);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.conditions.lock().contains_key(&self.id)
+    }
+}
+
+impl Drop for ReadinessFlag {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 /// Installs the global Prometheus recorder for the `metrics` crate and returns its handle.
@@ -327,7 +404,16 @@ async fn run_checks(state: &AppState) -> Arc<Readiness> {
         };
         (check.name().to_owned(), outcome)
     });
-    let readiness = Arc::new(Readiness(futures::future::join_all(runs).await));
+    let mut outcomes = futures::future::join_all(runs).await;
+    // Conditions raised at run time (e.g. a consumer whose group offsets cannot be fetched)
+    // count like failed checks for as long as they are raised.
+    outcomes.extend(
+        runtime_conditions()
+            .raised()
+            .into_iter()
+            .map(|(name, reason)| (name, Err(reason))),
+    );
+    let readiness = Arc::new(Readiness(outcomes));
     for (name, outcome) in &readiness.0 {
         if let Err(e) = outcome {
             tracing::warn!(check = %name, error = %e, "not ready");
@@ -419,6 +505,27 @@ mod tests {
         let second = run_checks(&s).await;
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(first.body(), serde_json::json!({ "registry": "down" }));
+    }
+
+    #[test]
+    fn a_flag_is_reported_while_raised_and_cleared_when_dropped() {
+        // A private board: the process-wide one is read by the other tests' runs.
+        let board: &'static RuntimeConditions = Box::leak(Box::new(RuntimeConditions {
+            raised: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        }));
+        let a = board.flag("kafka_consumer:a");
+        let b = board.flag("kafka_consumer:b");
+        a.raise("stuck");
+        b.raise("also stuck");
+        b.clear();
+        assert!(a.is_raised() && !b.is_raised());
+        assert_eq!(
+            board.raised(),
+            vec![("kafka_consumer:a".to_owned(), "stuck".to_owned())]
+        );
+        drop(a);
+        assert!(board.raised().is_empty());
     }
 
     #[tokio::test]

@@ -207,20 +207,12 @@ impl Deployment {
 
     /// Runs one of Kafka's own tools (`infra/kafka/tool`) against this deployment's broker.
     pub async fn kafka_tool(&self, name: &str, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new(self.root.join("infra/kafka/tool"))
-            .arg(name)
-            .args(["--bootstrap-server", &self.bootstrap])
-            .args(args)
-            .output()
-            .await?;
-        if !out.status.success() {
-            bail!(
-                "infra/kafka/tool {name} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        self.kafka_tools().run(name, args).await
+    }
+
+    /// Kafka's own tools pointed at this deployment's broker.
+    pub fn kafka_tools(&self) -> crate::kafka_tool::KafkaTool {
+        crate::kafka_tool::KafkaTool::new(&self.bootstrap)
     }
 
     /// How far `group` is behind on the partition where it is furthest behind. Under

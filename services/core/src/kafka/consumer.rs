@@ -7,8 +7,13 @@
 //! at-least-once sinks ([`KafkaConsumer::commit`]). [`OffsetTracker`] remembers, per
 //! partition, the offset after the last record processed, so a graceful shutdown commits
 //! exactly what was done and nothing more.
+//!
+//! Every consumer runs a [`CommittedOffsetWatch`] (see [`super::offset_watch`]): a group whose
+//! committed offsets cannot be fetched (a hanging transaction) makes the consumer read nothing
+//! without an error, and the watch makes that visible in the logs, the metrics and `/readyz`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -16,6 +21,8 @@ use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata, StreamConsu
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+
+use super::offset_watch::{CommittedOffsetWatch, OffsetWatchSettings};
 
 /// Consumer errors that only report a state librdkafka works its way out of.
 fn passing(code: RDKafkaErrorCode) -> bool {
@@ -38,7 +45,10 @@ fn passing(code: RDKafkaErrorCode) -> bool {
 }
 
 pub struct KafkaConsumer {
-    inner: StreamConsumer,
+    /// First, so the watch stops before the consumer closes.
+    offset_watch: Option<CommittedOffsetWatch>,
+    /// Shared with the watch's thread only as a `Weak`: dropping this closes the consumer.
+    inner: Arc<StreamConsumer>,
     group_id: String,
     /// Where to start a partition that has no committed offset (`auto.offset.reset`).
     from_earliest: bool,
@@ -49,6 +59,17 @@ impl KafkaConsumer {
     /// (a new group reads everything rather than silently skipping history); a value in the
     /// deployment's `kafka.properties` wins.
     pub fn new(base: &ClientConfig, group_id: &str, topics: &[&str]) -> Result<Self, KafkaError> {
+        Self::with_offset_watch(base, group_id, topics, OffsetWatchSettings::default())
+    }
+
+    /// [`Self::new`] with its [`CommittedOffsetWatch`] set up by `watch` (tests use a short
+    /// threshold; services keep the default).
+    pub fn with_offset_watch(
+        base: &ClientConfig,
+        group_id: &str,
+        topics: &[&str],
+        watch: OffsetWatchSettings,
+    ) -> Result<Self, KafkaError> {
         let mut cfg = base.clone();
         cfg.set("group.id", group_id)
             .set("enable.auto.commit", "false")
@@ -76,9 +97,22 @@ impl KafkaConsumer {
             cfg.get("auto.offset.reset"),
             Some("earliest" | "smallest" | "beginning")
         );
-        let inner: StreamConsumer = cfg.create()?;
+        let inner: Arc<StreamConsumer> = Arc::new(cfg.create()?);
         inner.subscribe(topics)?;
+        let offset_watch = match CommittedOffsetWatch::start(
+            Arc::downgrade(&inner),
+            &cfg,
+            group_id,
+            watch,
+        ) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(group = %group_id, error = %e, "cannot start the committed-offset watchdog; a stalled group will not be reported");
+                None
+            }
+        };
         Ok(KafkaConsumer {
+            offset_watch,
             inner,
             group_id: group_id.to_string(),
             from_earliest,
@@ -159,6 +193,12 @@ impl KafkaConsumer {
         let result = self.commit(tracker);
         self.inner.unsubscribe();
         result
+    }
+
+    /// The watchdog reporting a group whose committed offsets cannot be fetched (`None` only if
+    /// its thread could not be started).
+    pub fn offset_watch(&self) -> Option<&CommittedOffsetWatch> {
+        self.offset_watch.as_ref()
     }
 
     /// The underlying rdkafka consumer, for what this wrapper does not cover.

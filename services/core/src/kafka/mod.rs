@@ -13,17 +13,21 @@
 //!   (checkpoints, DLQ backlogs).
 //! - [`consumer`]: the `read_committed` consumer with manual commits and an
 //!   [`consumer::OffsetTracker`] so shutdown commits exactly what was processed.
+//! - [`offset_watch`]: the consumer's watchdog for a group whose committed offsets cannot be
+//!   fetched (a hanging transaction), reported in logs, metrics and `/readyz`.
 //!
 //! rdkafka's transactional calls block the calling thread; they run on tokio's blocking pool
 //! so they never stall the async workers.
 
 pub mod consumer;
+pub mod offset_watch;
 pub mod producer;
 pub mod reader;
 pub mod record;
 pub mod transaction;
 
 pub use consumer::{KafkaConsumer, OffsetTracker};
+pub use offset_watch::{CommittedOffsetWatch, OffsetStall, OffsetWatchSettings, StallCause};
 pub use producer::IdempotentProducer;
 pub use reader::{latest_by_key, read_to_end};
 pub use record::OutRecord;

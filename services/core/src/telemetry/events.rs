@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter};
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 
 use crate::errors::ErrorCode;
 
@@ -25,6 +25,7 @@ pub const DLQ_RECORDS: &str = "sfjira_dlq_records_total";
 pub const ERRORS: &str = "sfjira_errors_total";
 pub const RETRIES: &str = "sfjira_retries_total";
 pub const TRANSACTIONS_ABORTED: &str = "sfjira_transactions_aborted_total";
+pub const CONSUMER_OFFSETS_UNFETCHED: &str = "sfjira_consumer_offsets_unfetched_partitions";
 
 /// Registers the help text and unit of every metric above with the installed recorder.
 pub fn describe() {
@@ -67,6 +68,11 @@ pub fn describe() {
         TRANSACTIONS_ABORTED,
         Unit::Count,
         "Kafka transactions aborted; their batch is re-processed."
+    );
+    describe_gauge!(
+        CONSUMER_OFFSETS_UNFETCHED,
+        Unit::Count,
+        "Assigned partitions a consumer group has waited on for longer than the watchdog threshold, because their committed offsets cannot be fetched (0 when none)."
     );
 }
 
@@ -235,6 +241,75 @@ impl TransactionAborted<'_> {
     }
 }
 
+/// A consumer has waited longer than its watchdog's threshold for the committed offsets of
+/// assigned partitions, so it reads nothing from them (see `kafka::offset_watch`). An error,
+/// logged once per episode: the stage cannot make progress until an operator acts. `group` is
+/// a label: a stage has one configured group, so it stays bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerOffsetsStalled<'a> {
+    pub stage: &'a str,
+    pub group: &'a str,
+    /// The stalled partitions, `topic[partition]`, comma-separated (log only).
+    pub partitions: &'a str,
+    pub partition_count: usize,
+    pub waited: Duration,
+    /// What is most likely holding the offsets back, in words.
+    pub cause: &'a str,
+    /// Where the runbook says what to do.
+    pub runbook: &'a str,
+}
+
+impl ConsumerOffsetsStalled<'_> {
+    pub fn emit(&self) {
+        tracing::error!(
+            stage = self.stage,
+            group = self.group,
+            partitions = self.partitions,
+            waited_ms = self.waited.as_millis() as u64,
+            runbook = self.runbook,
+            "Kafka consumer group {} reads nothing: no committed offsets for {} after {:?}; {}; see {}",
+            self.group,
+            self.partitions,
+            self.waited,
+            self.cause,
+            self.runbook
+        );
+        gauge!(
+            CONSUMER_OFFSETS_UNFETCHED,
+            "stage" => self.stage.to_owned(),
+            "group" => self.group.to_owned(),
+        )
+        .set(self.partition_count as f64);
+    }
+}
+
+/// The stall of [`ConsumerOffsetsStalled`] ended: the group's offsets could be fetched again.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerOffsetsRecovered<'a> {
+    pub stage: &'a str,
+    pub group: &'a str,
+    /// From the first failed look to the recovery.
+    pub stalled_for: Duration,
+}
+
+impl ConsumerOffsetsRecovered<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            stage = self.stage,
+            group = self.group,
+            stalled_for_ms = self.stalled_for.as_millis() as u64,
+            "Kafka consumer group {} recovered: its committed offsets can be fetched again",
+            self.group
+        );
+        gauge!(
+            CONSUMER_OFFSETS_UNFETCHED,
+            "stage" => self.stage.to_owned(),
+            "group" => self.group.to_owned(),
+        )
+        .set(0.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +352,32 @@ mod tests {
                 stage: "transformer",
             }
             .emit();
+            ConsumerOffsetsStalled {
+                stage: "jira-sink",
+                group: "sfjira-jira-sink",
+                partitions: "jira.commands[0], jira.commands[1]",
+                partition_count: 2,
+                waited: Duration::from_secs(31),
+                cause: "offsets unstable",
+                runbook: "docs/runbook.md",
+            }
+            .emit();
+            ConsumerOffsetsStalled {
+                stage: "transformer",
+                group: "sfjira-transformer",
+                partitions: "jira.issues[0]",
+                partition_count: 1,
+                waited: Duration::from_secs(31),
+                cause: "offsets unstable",
+                runbook: "docs/runbook.md",
+            }
+            .emit();
+            ConsumerOffsetsRecovered {
+                stage: "transformer",
+                group: "sfjira-transformer",
+                stalled_for: Duration::from_secs(40),
+            }
+            .emit();
         });
         let text = handle.render();
         for line in [
@@ -286,6 +387,8 @@ mod tests {
             r#"sfjira_errors_total{stage="jira-sink",code="SFJ-4001",retryable="true"} 1"#,
             r#"sfjira_retries_total{stage="jira-sink",operation="jira.create_issue"} 1"#,
             r#"sfjira_transactions_aborted_total{stage="transformer"} 1"#,
+            r#"sfjira_consumer_offsets_unfetched_partitions{stage="jira-sink",group="sfjira-jira-sink"} 2"#,
+            r#"sfjira_consumer_offsets_unfetched_partitions{stage="transformer",group="sfjira-transformer"} 0"#,
             "# HELP sfjira_dlq_records_total",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");

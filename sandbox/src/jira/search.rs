@@ -1,6 +1,9 @@
 //! `/rest/api/3/search/jql` without the HTTP: validates the request, runs the JQL over the
-//! site's issues, and pages with opaque tokens. J1's handler parses the request, calls
-//! [`run_search`], and renders the issues' fields.
+//! site's issues, and pages with opaque tokens. J1's handler parses the request, makes a
+//! [`SearchPlan`], lets it pick the page out of the site's issues, and renders only that page.
+//! No issue is copied or rendered to be searched, and a query without ORDER BY stops at the
+//! end of its page, so a search costs about the same at 50 000 issues as at 1 000 (for
+//! ORDER BY queries: one cheap test per issue and a partial sort).
 //!
 //! Rules (jira-api.md §3.7, https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/#api-rest-api-3-search-jql-get):
 //! - `maxResults` defaults to 50 and must be 1..=5000; pages are smaller when many fields are
@@ -103,50 +106,125 @@ pub fn run_search<'a, I: JqlIssue>(
     now: DateTime<Utc>,
     indexing_lag: Duration,
 ) -> Result<SearchPage<'a, I>, SearchError> {
-    let mut page_size = req.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
-    if !(1..=MAX_RESULTS_LIMIT).contains(&page_size) {
-        return Err(SearchError::MaxResults(page_size));
-    }
-    if req.reconcile_issues.len() > MAX_RECONCILE {
-        return Err(SearchError::TooManyReconcile(req.reconcile_issues.len()));
-    }
-    let rich = req
-        .fields
-        .iter()
-        .any(|f| !matches!(f.trim(), "id" | "key" | ""));
-    if rich {
-        page_size = page_size.min(RICH_PAGE_MAX);
-    }
-    let query = jql::parse(&req.jql, resolver)?;
-    if !query.is_bounded() {
-        return Err(SearchError::Unbounded);
-    }
-    let fingerprint = fingerprint(&req.jql);
-    let start = match &req.next_page_token {
-        None => 0,
-        Some(t) => decode_token(t, fingerprint, now).ok_or(SearchError::InvalidToken)?,
-    };
-
-    let lag = chrono::TimeDelta::from_std(indexing_lag).unwrap_or(chrono::TimeDelta::MAX);
-    let indexed_before = now
-        .checked_sub_signed(lag)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let mut hits: Vec<&I> = issues
-        .iter()
-        .filter(|i| i.updated() <= indexed_before || req.reconcile_issues.contains(&i.id()))
-        .filter(|i| query.matches(*i, now))
-        .collect();
-    // [U] without ORDER BY, newest issue first; the id breaks ties so pages never overlap.
-    hits.sort_by(|a, b| query.compare(*a, *b).then_with(|| b.id().cmp(&a.id())));
-
-    let start = start.min(hits.len());
-    let end = (start + page_size as usize).min(hits.len());
-    let is_last = end >= hits.len();
+    let plan = SearchPlan::new(resolver, req, now, indexing_lag)?;
+    let (issues, next_page_token, is_last) = plan.page(issues.iter(), false);
     Ok(SearchPage {
-        issues: hits[start..end].to_vec(),
-        next_page_token: (!is_last).then(|| encode_token(fingerprint, end, now)),
+        issues,
+        next_page_token,
         is_last,
     })
+}
+
+/// A validated request: the parsed query and where its page starts. Made once per request,
+/// then [`SearchPlan::page`] picks the page out of the site's issues.
+pub struct SearchPlan {
+    query: jql::Query,
+    fingerprint: u64,
+    start: usize,
+    page_size: usize,
+    indexed_before: DateTime<Utc>,
+    reconcile: Vec<u64>,
+    now: DateTime<Utc>,
+}
+
+impl SearchPlan {
+    /// Checks `maxResults`, `reconcileIssues`, the JQL and the page token (every 400 of the
+    /// endpoint), without looking at any issue.
+    pub fn new(
+        resolver: &dyn FieldResolver,
+        req: &SearchRequest,
+        now: DateTime<Utc>,
+        indexing_lag: Duration,
+    ) -> Result<Self, SearchError> {
+        let mut page_size = req.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
+        if !(1..=MAX_RESULTS_LIMIT).contains(&page_size) {
+            return Err(SearchError::MaxResults(page_size));
+        }
+        if req.reconcile_issues.len() > MAX_RECONCILE {
+            return Err(SearchError::TooManyReconcile(req.reconcile_issues.len()));
+        }
+        let rich = req
+            .fields
+            .iter()
+            .any(|f| !matches!(f.trim(), "id" | "key" | ""));
+        if rich {
+            page_size = page_size.min(RICH_PAGE_MAX);
+        }
+        let query = jql::parse(&req.jql, resolver)?;
+        if !query.is_bounded() {
+            return Err(SearchError::Unbounded);
+        }
+        let fingerprint = fingerprint(&req.jql);
+        let start = match &req.next_page_token {
+            None => 0,
+            Some(t) => decode_token(t, fingerprint, now).ok_or(SearchError::InvalidToken)?,
+        };
+        let lag = chrono::TimeDelta::from_std(indexing_lag).unwrap_or(chrono::TimeDelta::MAX);
+        let indexed_before = now
+            .checked_sub_signed(lag)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        Ok(SearchPlan {
+            query,
+            fingerprint,
+            start,
+            page_size: page_size as usize,
+            indexed_before,
+            reconcile: req.reconcile_issues.clone(),
+            now,
+        })
+    }
+
+    /// The parsed JQL.
+    pub fn query(&self) -> &jql::Query {
+        &self.query
+    }
+
+    /// The page of `issues` this request asked for, with the next token and `isLast`.
+    ///
+    /// `newest_first` says the caller yields issues by descending id, the order of a query
+    /// without ORDER BY: then only the issues up to the end of the page (plus one, to know
+    /// whether it is the last) are tested. Otherwise every issue is tested and only the first
+    /// `start + maxResults` hits are put in order (a partial selection, not a full sort).
+    /// Either way the page is exactly the slice a full sort would give.
+    pub fn page<I: JqlIssue>(
+        &self,
+        issues: impl Iterator<Item = I>,
+        newest_first: bool,
+    ) -> (Vec<I>, Option<String>, bool) {
+        let visible = |i: &I| {
+            (i.updated() <= self.indexed_before || self.reconcile.contains(&i.id()))
+                && self.query.matches(i, self.now)
+        };
+        let end = self.start.saturating_add(self.page_size);
+        let (page, is_last, end) = if newest_first && !self.query.has_order() {
+            let mut page: Vec<I> = issues
+                .filter(visible)
+                .skip(self.start)
+                .take(self.page_size + 1)
+                .collect();
+            let is_last = page.len() <= self.page_size;
+            page.truncate(self.page_size);
+            (page, is_last, end)
+        } else {
+            // [U] without ORDER BY, newest issue first; the id breaks ties so pages never
+            // overlap (and the order is total, so a partial selection equals a full sort).
+            let order = |a: &I, b: &I| self.query.compare(a, b).then_with(|| b.id().cmp(&a.id()));
+            let mut hits: Vec<I> = issues.filter(visible).collect();
+            let total = hits.len();
+            let end = end.min(total);
+            if end < total {
+                if end > 0 {
+                    hits.select_nth_unstable_by(end - 1, order);
+                }
+                hits.truncate(end);
+            }
+            hits.sort_by(order);
+            let page = hits.split_off(self.start.min(end));
+            (page, end >= total, end)
+        };
+        let token = (!is_last).then(|| encode_token(self.fingerprint, end, self.now));
+        (page, token, is_last)
+    }
 }
 
 /// FNV-1a: a stable hash (unlike `DefaultHasher`, fixed across Rust versions) so tokens
@@ -184,4 +262,141 @@ fn decode_token(token: &str, fingerprint: u64, now: DateTime<Utc>) -> Option<usi
         && u64::from_str_radix(fp, 16).ok()? == fingerprint
         && now - issued <= TOKEN_LIFETIME)
         .then_some(off.parse().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The page a [`SearchPlan`] picks (early stop for newest-first, partial selection for
+    //! ORDER BY) must be exactly the slice of the old full filter-and-sort, page after page.
+
+    use super::*;
+
+    struct Issue {
+        id: u64,
+        key: String,
+        project: &'static str,
+        labels: Vec<String>,
+        updated: DateTime<Utc>,
+    }
+
+    impl JqlIssue for Issue {
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn key(&self) -> &str {
+            &self.key
+        }
+        fn project_key(&self) -> &str {
+            self.project
+        }
+        fn issue_type(&self) -> &str {
+            "Task"
+        }
+        fn status(&self) -> &str {
+            "To Do"
+        }
+        fn labels(&self) -> &[String] {
+            &self.labels
+        }
+        fn assignee(&self) -> Option<&str> {
+            None
+        }
+        fn reporter(&self) -> Option<&str> {
+            None
+        }
+        fn custom_field_text(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn created(&self) -> DateTime<Utc> {
+            self.updated
+        }
+        fn updated(&self) -> DateTime<Utc> {
+            self.updated
+        }
+    }
+
+    struct Names;
+    impl FieldResolver for Names {
+        fn custom_field_id(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn issues(now: DateTime<Utc>) -> Vec<Issue> {
+        (0..240u64)
+            .map(|n| Issue {
+                id: 10_000 + n,
+                key: format!("{}-{}", if n % 3 == 0 { "SF" } else { "OPS" }, n + 1),
+                project: if n % 3 == 0 { "SF" } else { "OPS" },
+                labels: vec![format!("l{}", n % 5)],
+                // Many equal timestamps, so the id tie-break decides.
+                updated: now - chrono::TimeDelta::minutes(((n * 7) % 40) as i64 + 1),
+            })
+            .collect()
+    }
+
+    /// The pages of the old algorithm: every match, fully sorted, sliced.
+    fn full_sort_ids(issues: &[Issue], jql: &str, now: DateTime<Utc>) -> Vec<u64> {
+        let query = jql::parse(jql, &Names).unwrap();
+        let mut hits: Vec<&Issue> = issues.iter().filter(|i| query.matches(*i, now)).collect();
+        hits.sort_by(|a, b| query.compare(*a, *b).then_with(|| b.id.cmp(&a.id)));
+        hits.iter().map(|i| i.id).collect()
+    }
+
+    fn walk(issues: &[Issue], jql: &str, page_size: u32, now: DateTime<Utc>) -> Vec<u64> {
+        let mut req = SearchRequest {
+            jql: jql.into(),
+            max_results: Some(page_size),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let plan = SearchPlan::new(&Names, &req, now, Duration::ZERO).unwrap();
+            // The site's way: newest first.
+            let (page, token, is_last) = plan.page(issues.iter().rev(), true);
+            assert!(page.len() <= page_size as usize);
+            out.extend(page.iter().map(|i| i.id));
+            // The same request over issues in any order gives the same page.
+            let shuffled = issues
+                .iter()
+                .filter(|i| i.id % 2 == 0)
+                .chain(issues.iter().filter(|i| i.id % 2 == 1));
+            let (again, token2, is_last2) = plan.page(shuffled, false);
+            assert_eq!(
+                page.iter().map(|i| i.id).collect::<Vec<_>>(),
+                again.iter().map(|i| i.id).collect::<Vec<_>>(),
+                "{jql}"
+            );
+            assert_eq!((token.is_some(), is_last), (token2.is_some(), is_last2));
+            if is_last {
+                assert!(token.is_none());
+                return out;
+            }
+            req.next_page_token = token;
+        }
+    }
+
+    #[test]
+    fn pages_equal_a_full_sort() {
+        let now = Utc::now();
+        let issues = issues(now);
+        for jql in [
+            "project = SF",
+            "project = OPS AND labels = l2",
+            "labels in (l1, l3) ORDER BY updated ASC",
+            "project = OPS ORDER BY updated DESC, key ASC",
+            "updated >= -20m ORDER BY key DESC",
+            "key in (SF-1, OPS-2, ops-3, 10007) ORDER BY updated ASC",
+            "labels = nothing",
+        ] {
+            let expected = full_sort_ids(&issues, jql, now);
+            for page_size in [1, 7, 50, 5000] {
+                assert_eq!(
+                    walk(&issues, jql, page_size, now),
+                    expected,
+                    "{jql} / {page_size}"
+                );
+            }
+        }
+    }
 }

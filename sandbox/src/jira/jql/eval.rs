@@ -36,9 +36,36 @@ impl Query {
         Ordering::Equal
     }
 
+    /// When every match must have one of a few keys or ids (a `key = X` or `key IN (…)`
+    /// clause, alone or a term of an AND at the top), those literals; a search then
+    /// only needs to test the issues they name. `None` when the query can match any issue.
+    pub fn key_literals(&self) -> Option<Vec<&str>> {
+        self.filter.as_ref().and_then(key_literals)
+    }
+
     /// Whether the query has an ORDER BY.
     pub fn has_order(&self) -> bool {
         !self.order.is_empty()
+    }
+}
+
+fn key_literals(e: &Expr) -> Option<Vec<&str>> {
+    match e {
+        Expr::And(terms) => terms.iter().find_map(key_literals),
+        Expr::Clause(Clause {
+            field: Field::Key,
+            op: Op::Eq | Op::In,
+            operand,
+        }) => Some(
+            operand
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Text(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
     }
 }
 
@@ -69,43 +96,33 @@ fn clause(c: &Clause, issue: &dyn JqlIssue, now: DateTime<Utc>) -> bool {
                 _ => false,
             }
         }
-        f => {
-            let (vals, fold): (Vec<String>, bool) = match f {
-                Field::Project => (vec![issue.project_key().to_string()], true),
-                Field::IssueType => (vec![issue.issue_type().to_string()], true),
-                Field::Status => (vec![issue.status().to_string()], true),
-                // [U] labels compared case-sensitively, as stored.
-                Field::Labels => (issue.labels().to_vec(), false),
-                Field::Assignee => (
-                    issue.assignee().map(str::to_string).into_iter().collect(),
-                    false,
-                ),
-                Field::Reporter => (
-                    issue.reporter().map(str::to_string).into_iter().collect(),
-                    false,
-                ),
-                Field::Custom { id, .. } => {
-                    (issue.custom_field_text(id).into_iter().collect(), true)
-                }
-                _ => (Vec::new(), false),
-            };
-            set_clause(c.op, &c.operand, &vals, fold)
+        // Borrowed values, no copies: this runs once per issue per clause on every search.
+        Field::Project => set_clause(c.op, &c.operand, &[issue.project_key()], true),
+        Field::IssueType => set_clause(c.op, &c.operand, &[issue.issue_type()], true),
+        Field::Status => set_clause(c.op, &c.operand, &[issue.status()], true),
+        // [U] labels compared case-sensitively, as stored.
+        Field::Labels => set_clause(c.op, &c.operand, issue.labels(), false),
+        Field::Assignee => set_clause(c.op, &c.operand, issue.assignee().as_slice(), false),
+        Field::Reporter => set_clause(c.op, &c.operand, issue.reporter().as_slice(), false),
+        Field::Custom { id, .. } => {
+            let text = issue.custom_field_text(id);
+            set_clause(c.op, &c.operand, text.as_slice(), true)
         }
     }
 }
 
 /// `=`, `!=`, `IN`, `NOT IN`, `IS [NOT]` over a multi-valued field (empty = EMPTY).
-fn set_clause(op: Op, operand: &[Value], vals: &[String], fold: bool) -> bool {
+fn set_clause<S: AsRef<str>>(op: Op, operand: &[Value], vals: &[S], fold: bool) -> bool {
     let hit = |v: &Value| match v {
         Value::Empty => vals.is_empty(),
         Value::Text(t) => vals.iter().any(|x| {
             if fold {
-                x.eq_ignore_ascii_case(t)
+                x.as_ref().eq_ignore_ascii_case(t)
             } else {
-                x == t
+                x.as_ref() == t
             }
         }),
-        Value::User(Some(u)) => vals.iter().any(|x| x == u),
+        Value::User(Some(u)) => vals.iter().any(|x| x.as_ref() == u),
         Value::User(None) | Value::Date(_) => false,
     };
     let any = operand.iter().any(hit);

@@ -48,6 +48,43 @@ pub trait JqlIssue {
     fn updated(&self) -> DateTime<Utc>;
 }
 
+/// A borrowed issue is searched like the issue (search pages hold references).
+impl<T: JqlIssue + ?Sized> JqlIssue for &T {
+    fn id(&self) -> u64 {
+        (**self).id()
+    }
+    fn key(&self) -> &str {
+        (**self).key()
+    }
+    fn project_key(&self) -> &str {
+        (**self).project_key()
+    }
+    fn issue_type(&self) -> &str {
+        (**self).issue_type()
+    }
+    fn status(&self) -> &str {
+        (**self).status()
+    }
+    fn labels(&self) -> &[String] {
+        (**self).labels()
+    }
+    fn assignee(&self) -> Option<&str> {
+        (**self).assignee()
+    }
+    fn reporter(&self) -> Option<&str> {
+        (**self).reporter()
+    }
+    fn custom_field_text(&self, field_id: &str) -> Option<String> {
+        (**self).custom_field_text(field_id)
+    }
+    fn created(&self) -> DateTime<Utc> {
+        (**self).created()
+    }
+    fn updated(&self) -> DateTime<Utc> {
+        (**self).updated()
+    }
+}
+
 /// How a custom field is searched. A Jira text field (`textfield`, `textarea`) only supports
 /// `~`, `!~`, `IS`, `IS NOT` (the "inexact" text search, jira-api.md §3.6); select-like fields
 /// are matched exactly with `=`, `!=`, `IN`, `NOT IN`.

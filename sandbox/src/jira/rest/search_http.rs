@@ -1,9 +1,12 @@
 //! Search and incremental feeds over HTTP: `GET`/`POST /search/jql` on J2's
-//! [`crate::jira::search::run_search`], the retired `GET`/`POST /search` (410, reference §3.7),
+//! [`crate::jira::search::SearchPlan`], the retired `GET`/`POST /search` (410, reference §3.7),
 //! and `GET /worklog/updated|deleted?since=` plus `POST /worklog/list` (reference §3.5).
 //!
 //! The site model reaches the JQL engine through [`SearchView`] (one issue, with the names JQL
 //! compares) and [`SiteResolver`] (field names → ids, value existence, `currentUser()`).
+
+use std::cell::OnceCell;
+use std::collections::BTreeSet;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -18,8 +21,8 @@ use crate::jira::adf;
 use crate::jira::app::AppState;
 use crate::jira::auth::Caller;
 use crate::jira::error::{ApiError, ApiResult};
-use crate::jira::jql::{CustomFieldKind, FieldResolver, JqlIssue};
-use crate::jira::search::{SearchRequest, run_search};
+use crate::jira::jql::{CustomFieldKind, FieldResolver, JqlIssue, Query};
+use crate::jira::search::{SearchPlan, SearchRequest};
 use crate::jira::site::Site;
 use crate::jira::site::catalog::FieldKind;
 use crate::jira::site::issue::Issue;
@@ -36,13 +39,15 @@ pub async fn retired() -> Response {
         .into_response()
 }
 
-/// An issue as JQL sees it.
+/// An issue as JQL sees it. Cheap to make, since search makes one for every issue of the
+/// site: names are borrowed from the catalog and looked up, like labels, only when a clause
+/// or the ORDER BY asks for them.
 pub struct SearchView<'a> {
     pub issue: &'a Issue,
     site: &'a Site,
-    issue_type: String,
-    status: String,
-    labels: Vec<String>,
+    issue_type: OnceCell<&'a str>,
+    status: OnceCell<&'a str>,
+    labels: OnceCell<Vec<String>>,
 }
 
 impl<'a> SearchView<'a> {
@@ -50,17 +55,9 @@ impl<'a> SearchView<'a> {
         SearchView {
             issue,
             site,
-            issue_type: site
-                .catalog
-                .issue_type(&issue.issue_type_id)
-                .map(|t| t.name.clone())
-                .unwrap_or_default(),
-            status: site
-                .catalog
-                .status(&issue.status_id)
-                .map(|s| s.name.clone())
-                .unwrap_or_default(),
-            labels: issue.labels(),
+            issue_type: OnceCell::new(),
+            status: OnceCell::new(),
+            labels: OnceCell::new(),
         }
     }
 }
@@ -76,13 +73,25 @@ impl JqlIssue for SearchView<'_> {
         &self.issue.project_key
     }
     fn issue_type(&self) -> &str {
-        &self.issue_type
+        self.issue_type.get_or_init(|| {
+            self.site
+                .catalog
+                .issue_type(&self.issue.issue_type_id)
+                .map(|t| t.name.as_str())
+                .unwrap_or_default()
+        })
     }
     fn status(&self) -> &str {
-        &self.status
+        self.status.get_or_init(|| {
+            self.site
+                .catalog
+                .status(&self.issue.status_id)
+                .map(|s| s.name.as_str())
+                .unwrap_or_default()
+        })
     }
     fn labels(&self) -> &[String] {
-        &self.labels
+        self.labels.get_or_init(|| self.issue.labels())
     }
     fn assignee(&self) -> Option<&str> {
         self.issue.text_field("assignee")
@@ -177,40 +186,73 @@ fn run(
     expand: Option<String>,
 ) -> ApiResult<Response> {
     let now = state.clock.now();
-    let site = state.lock_site();
-    let views: Vec<SearchView> = site
-        .state
-        .issues
-        .values()
-        .map(|i| SearchView::new(&site, i))
-        .collect();
-    let resolver = SiteResolver {
-        site: &site,
-        caller: Some(caller.account_id.clone()),
-    };
-    let page = match run_search(&views, &resolver, &req, now, state.search_lag) {
-        Ok(page) => page,
-        Err(e) => return Ok(e.into_response()),
-    };
     let sel = FieldSelection::parse(req.fields.iter().map(String::as_str));
     let expand = Expand::parse(expand.as_deref());
-    let issues: Vec<Value> = page
-        .issues
-        .iter()
-        .map(|v| {
-            if sel.is_empty() && !expand.changelog {
-                json!({"id": v.issue.id.to_string()})
-            } else {
-                site.render_issue(v.issue, &sel, expand)
+    let body = {
+        let site = state.lock_site();
+        let resolver = SiteResolver {
+            site: &site,
+            caller: Some(caller.account_id.clone()),
+        };
+        let plan = match SearchPlan::new(&resolver, &req, now, state.search_lag) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(e.into_response()),
+        };
+        // Newest first (by descending id), so a query without ORDER BY stops testing issues
+        // once its page is full. A query that names its keys (`key = X`, `key IN (…)`, alone
+        // or ANDed) only tests those issues. Only the page's issues are rendered.
+        let (page, next_page_token, is_last) = match key_candidates(&site, plan.query()) {
+            Some(ids) => {
+                let views = ids
+                    .iter()
+                    .rev()
+                    .filter_map(|id| site.state.issues.get(id))
+                    .map(|i| SearchView::new(&site, i));
+                plan.page(views, true)
             }
-        })
-        .collect();
-    let mut body = json!({"issues": issues});
-    if let Some(t) = page.next_page_token {
-        body["nextPageToken"] = json!(t);
-    }
-    body["isLast"] = json!(page.is_last);
+            None => {
+                let views = site
+                    .state
+                    .issues
+                    .values()
+                    .rev()
+                    .map(|i| SearchView::new(&site, i));
+                plan.page(views, true)
+            }
+        };
+        let issues: Vec<Value> = page
+            .iter()
+            .map(|v| {
+                if sel.is_empty() && !expand.changelog {
+                    json!({"id": v.issue.id.to_string()})
+                } else {
+                    site.render_issue(v.issue, &sel, expand)
+                }
+            })
+            .collect();
+        let mut body = json!({"issues": issues});
+        if let Some(t) = next_page_token {
+            body["nextPageToken"] = json!(t);
+        }
+        body["isLast"] = json!(is_last);
+        body
+    };
+    // Serialised after the site lock is released.
     Ok(axum::Json(body).into_response())
+}
+
+/// The only issues a query naming its keys (`key = X`, `key IN (…)`, alone or ANDed) can
+/// match: those keys (case-insensitive) and ids, as the key clause compares them. `None` when
+/// any issue may match.
+fn key_candidates(site: &Site, query: &Query) -> Option<BTreeSet<u64>> {
+    let literals = query.key_literals()?;
+    Some(
+        literals
+            .iter()
+            .flat_map(|t| [site.state.id_of_key(t), t.parse::<u64>().ok()])
+            .flatten()
+            .collect(),
+    )
 }
 
 fn max_results(v: Option<&Value>) -> ApiResult<Option<u32>> {
@@ -391,3 +433,7 @@ pub async fn worklog_list(State(state): State<AppState>, body: Bytes) -> ApiResu
         .collect();
     Ok(axum::Json(out).into_response())
 }
+
+#[cfg(test)]
+#[path = "search_http_tests.rs"]
+mod tests;

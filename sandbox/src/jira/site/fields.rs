@@ -117,14 +117,8 @@ pub fn parse_value(
                 return Ok(None);
             }
             let wanted = v.get("key").or_else(|| v.get("id")).and_then(Value::as_str);
-            let parent = wanted.and_then(|w| {
-                state
-                    .issues
-                    .values()
-                    .find(|i| i.key.eq_ignore_ascii_case(w) || i.id.to_string() == w)
-            });
-            match parent {
-                Some(p) => Ok(Some(json!(p.id))),
+            match wanted.and_then(|w| state.id_by_key_or_id(w)) {
+                Some(p) => Ok(Some(json!(p))),
                 None => Err("Could not find issue by id or key.".into()), // [U]
             }
         }

@@ -9,6 +9,7 @@
 //! - [`plan`]: validation of `fields`/`update`; [`ops`]: create/edit/transition/delete.
 //! - [`activity`]: comments, properties, remote links; [`worklogs`]: worklogs.
 //! - [`render`]: the REST v3 JSON shapes.
+//! - [`index`]: key → id and parent → children lookups, so no request scans every issue.
 //! - [`duration`]: `1d 2h` strings.
 //!
 //! The state can be saved to a JSON snapshot after every change and loaded at start
@@ -18,6 +19,7 @@ pub mod activity;
 pub mod catalog;
 pub mod duration;
 pub mod fields;
+pub mod index;
 pub mod issue;
 pub mod ops;
 pub mod plan;
@@ -30,8 +32,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use catalog::Catalog;
+use index::IssueIndex;
 use issue::{Comment, DeletedWorklog, History, Issue, Worklog};
 
 /// Per-issue limits breached → 413 (reference §3.3–3.5). Real values from the issue limit
@@ -56,9 +60,16 @@ impl Default for IssueLimits {
 }
 
 /// What changes while the site runs; this is what snapshots hold.
+///
+/// Issues are added, removed and re-parented only through [`SiteState::insert_issue`],
+/// [`SiteState::remove_issue`] and [`SiteState::set_parent`], which keep the [`IssueIndex`]
+/// in step; everything else about an issue may be changed in `issues` directly.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SiteState {
     pub issues: BTreeMap<u64, Issue>,
+    /// Derived from `issues`: not saved, rebuilt when a snapshot is loaded.
+    #[serde(skip)]
+    index: IssueIndex,
     pub next_issue_id: u64,
     /// Last issue number per project key (`PROJ-7` → 7).
     pub key_counters: BTreeMap<String, u64>,
@@ -79,6 +90,62 @@ impl SiteState {
             next_remote_link_id: 10000,
             ..Default::default()
         }
+    }
+
+    /// Adds a new issue (its key and `parent` go into the index).
+    pub fn insert_issue(&mut self, issue: Issue) {
+        // Ids are never reused; should one be, the index forgets the replaced issue first.
+        if let Some(old) = self.issues.remove(&issue.id) {
+            self.index.removed(&old);
+        }
+        self.index.added(&issue);
+        self.issues.insert(issue.id, issue);
+    }
+
+    /// Removes an issue. Its children keep their `parent` field; the caller decides what
+    /// happens to them (see `delete_issue`).
+    pub fn remove_issue(&mut self, id: u64) -> Option<Issue> {
+        let issue = self.issues.remove(&id)?;
+        self.index.removed(&issue);
+        Some(issue)
+    }
+
+    /// Sets (or clears) an issue's `parent` field, stored as the parent's id.
+    pub fn set_parent(&mut self, id: u64, parent: Option<Value>) {
+        let Some(issue) = self.issues.get_mut(&id) else {
+            return;
+        };
+        let from = issue.parent_id();
+        match parent {
+            Some(v) => issue.fields.insert("parent".into(), v),
+            None => issue.fields.remove("parent"),
+        };
+        let to = issue.parent_id();
+        self.index.reparented(id, from, to);
+    }
+
+    /// Ids of the issues whose parent is `parent`, ascending (any issue type).
+    pub fn children_ids(&self, parent: u64) -> impl Iterator<Item = u64> + '_ {
+        self.index.children(parent)
+    }
+
+    /// The issue with this key (case-insensitive), or with this id when `id_or_key` is an id
+    /// written as Jira writes it (`10001`).
+    pub fn id_by_key_or_id(&self, id_or_key: &str) -> Option<u64> {
+        match id_or_key.parse::<u64>() {
+            Ok(id) if id.to_string() == id_or_key => self.issues.contains_key(&id).then_some(id),
+            _ => self.index.id_of_key(id_or_key),
+        }
+    }
+
+    /// The id of the issue with `key`, compared case-insensitively.
+    pub fn id_of_key(&self, key: &str) -> Option<u64> {
+        self.index.id_of_key(key)
+    }
+
+    /// Whether the index matches `issues` (for tests).
+    pub fn index_is_consistent(&self) -> bool {
+        self.index == IssueIndex::build(&self.issues)
     }
 }
 
@@ -197,11 +264,7 @@ impl Site {
         if let Ok(id) = id_or_key.parse::<u64>() {
             return self.state.issues.contains_key(&id).then_some(id);
         }
-        self.state
-            .issues
-            .values()
-            .find(|i| i.key.eq_ignore_ascii_case(id_or_key))
-            .map(|i| i.id)
+        self.state.id_of_key(id_or_key)
     }
 
     /// Saves the state when a snapshot path is configured. A failed save is logged, not
@@ -218,8 +281,10 @@ impl Site {
 fn load_snapshot(path: &Path) -> anyhow::Result<SiteState> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("reading the Jira snapshot {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("parsing the Jira snapshot {}", path.display()))
+    let mut state: SiteState = serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing the Jira snapshot {}", path.display()))?;
+    state.index = IssueIndex::build(&state.issues);
+    Ok(state)
 }
 
 fn save_snapshot(path: &Path, state: &SiteState) -> anyhow::Result<()> {

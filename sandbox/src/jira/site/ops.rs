@@ -146,7 +146,7 @@ impl Site {
         };
         issue.fields.insert("reporter".into(), json!(actor));
         issue.fields.insert("priority".into(), json!("3"));
-        self.state.issues.insert(id, issue);
+        self.state.insert_issue(issue);
         // A create records no field history; apply the plan without one.
         self.apply_plan(id, actor, plan, now);
         let mut events = vec![SiteEvent::IssueCreated { issue_id: id }];
@@ -278,7 +278,7 @@ impl Site {
         }
         let mut events = Vec::new();
         for sub in subtasks.into_iter().chain([id]) {
-            let removed = self.state.issues.remove(&sub).expect("listed above");
+            let removed = self.state.remove_issue(sub).expect("listed above");
             for w in &removed.worklogs {
                 self.state
                     .deleted_worklogs
@@ -293,13 +293,9 @@ impl Site {
             });
         }
         // Children of a deleted epic stay, without a parent.
-        for child in self
-            .state
-            .issues
-            .values_mut()
-            .filter(|c| c.parent_id() == Some(id))
-        {
-            child.fields.remove("parent");
+        let orphans: Vec<u64> = self.state.children_ids(id).collect();
+        for child in orphans {
+            self.state.set_parent(child, None);
         }
         self.save();
         Ok(events)
@@ -312,11 +308,11 @@ impl Site {
             .expect("issue type in catalog")
     }
 
+    /// The issues whose parent is `id`, by ascending id (from the index, not a scan).
     pub fn children(&self, id: u64) -> impl Iterator<Item = &Issue> {
         self.state
-            .issues
-            .values()
-            .filter(move |c| c.parent_id() == Some(id))
+            .children_ids(id)
+            .filter_map(|c| self.state.issues.get(&c))
     }
 
     /// Applies a plan without recording history (create).
@@ -356,6 +352,11 @@ impl Site {
                 to,
                 to_string,
             });
+            if def.id == "parent" {
+                // Through the state, so the parent → children index follows.
+                self.state.set_parent(id, new);
+                continue;
+            }
             let issue = self.state.issues.get_mut(&id).expect("issue exists");
             match new {
                 Some(v) => issue.fields.insert(def.id.clone(), v),

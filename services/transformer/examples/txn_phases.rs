@@ -100,7 +100,8 @@ async fn main() {
     producer.init_transactions(Duration::from_secs(30)).unwrap();
 
     let (mut begin, mut produce, mut offsets, mut commit) = (vec![], vec![], vec![], vec![]);
-    let (mut read, mut sizes) = (vec![], vec![]);
+    let (mut read, mut sizes, mut deliveries) = (vec![], vec![], vec![]);
+    let offsets_first = std::env::var("SFJIRA_PROBE_ORDER").as_deref() == Ok("offsets_first");
     let wait_ms = env_or("SFJIRA_PROBE_WAIT_MS", 20) as u64;
     let per_recv = std::env::var("SFJIRA_PROBE_FILL").as_deref() == Ok("per_recv");
 
@@ -138,16 +139,32 @@ async fn main() {
             next.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))
                 .unwrap();
         }
-        for f in futs {
-            f.await.unwrap().unwrap();
+        if offsets_first {
+            // As the transformer does: offsets added while the records are still in flight.
+            produce.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let meta = consumer.group_metadata().unwrap();
+            producer
+                .send_offsets_to_transaction(&next, &meta, Duration::from_secs(30))
+                .unwrap();
+            offsets.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            for f in futs {
+                f.await.unwrap().unwrap();
+            }
+            deliveries.push(t.elapsed().as_secs_f64() * 1e3);
+        } else {
+            for f in futs {
+                f.await.unwrap().unwrap();
+            }
+            produce.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let meta = consumer.group_metadata().unwrap();
+            producer
+                .send_offsets_to_transaction(&next, &meta, Duration::from_secs(30))
+                .unwrap();
+            offsets.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        produce.push(t.elapsed().as_secs_f64() * 1e3);
-        let t = Instant::now();
-        let meta = consumer.group_metadata().unwrap();
-        producer
-            .send_offsets_to_transaction(&next, &meta, Duration::from_secs(30))
-            .unwrap();
-        offsets.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         producer
             .commit_transaction(Duration::from_secs(30))
@@ -166,5 +183,6 @@ async fn main() {
     report("begin", &mut begin);
     report("produce", &mut produce);
     report("send_offsets", &mut offsets);
+    report("deliveries", &mut deliveries);
     report("commit", &mut commit);
 }

@@ -403,6 +403,32 @@ pub fn encode_framed(writer: &WriterSchema, value: Value) -> Result<Vec<u8>, Sta
     Ok(out)
 }
 
+/// `value` in the Confluent wire format, serialized through serde straight into the schema's
+/// Avro encoding (no [`Value`] tree in between, as for [`crate::command::wire`]): the faster
+/// path for a type whose serde view follows the schema field for field.
+pub fn encode_framed_ser<T: serde::Serialize>(
+    writer: &WriterSchema,
+    value: &T,
+) -> Result<Vec<u8>, StageError> {
+    let mut out = Vec::with_capacity(256);
+    out.push(0);
+    out.extend_from_slice(&writer.id.to_be_bytes());
+    writer
+        .writer()
+        .and_then(|w| w.write_ser(&mut out, value))
+        .map_err(|e| {
+            StageError::caused_by(
+                ErrorCode::RecordDoesNotMatchSchema,
+                format!(
+                    "encoding a record with schema {} of {}",
+                    writer.id, writer.subject
+                ),
+                e,
+            )
+        })?;
+    Ok(out)
+}
+
 /// The schema id of a Confluent-framed value, or [`ErrorCode::NotConfluentAvro`].
 pub fn confluent_schema_id(bytes: &[u8]) -> Result<u32, StageError> {
     match bytes {

@@ -48,7 +48,7 @@ pub async fn produce(
         let cmd = &out.command;
         let topic = topic_for(cfg, cmd.target.system);
         let writer = codec.register(&topic, command_schema()).await?;
-        let payload = codec.encode(&writer, cmd.to_avro())?;
+        let payload = cmd.encode(&writer)?;
         let mut record = OutRecord::new(topic)
             .key(cmd.target.external_ref.clone())
             .payload(payload)

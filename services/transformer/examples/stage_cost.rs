@@ -83,6 +83,14 @@ async fn main() {
         "encode      {:>6.1} us",
         t.elapsed().as_secs_f64() * 1e6 / n as f64
     );
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(cmd.encode(&cmdw).unwrap());
+    }
+    println!(
+        "serde enc   {:>6.1} us  (to_avro + encode, as the transformer does now)",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let _g =
         sfjira_core::telemetry::init("x", sfjira_core::config::LogFormat::Pretty, "warn").unwrap();
     use rdkafka::message::{OwnedHeaders, OwnedMessage, Timestamp};

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub mod avro;
+pub mod wire;
 
 /// Which side of the connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

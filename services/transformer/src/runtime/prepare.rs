@@ -193,7 +193,7 @@ impl Preparer {
             System::Jira => &self.jira_commands,
             System::Salesforce => &self.salesforce_commands,
         };
-        let payload = self.codec.encode(writer, cmd.to_avro())?;
+        let payload = cmd.encode(writer)?;
         let record = OutRecord::new(topic.clone())
             .key(cmd.target.external_ref.clone())
             .payload(payload)

@@ -135,7 +135,7 @@ catalog! {
         fix: "fix the value at the source or the field's `type` in the mapping, then replay";
     SourceFieldMissing = "SFJ-5005", User, retryable: false,
         "the record lacks a field the mapping reads",
-        fix: "the source schema has no such field: correct the field name in the mapping, then replay";
+        fix: "if the field name is wrong, correct it in the mapping; if the record came from another producer or schema (`sfjira dlq show` shows it), fix that producer; then `sfjira dlq replay --stage transformer`";
 
     // 6xxx: salesforce-source.
     SalesforcePayloadUndecodable = "SFJ-6001", External, retryable: false,
@@ -183,7 +183,7 @@ catalog! {
         fix: "correct the field name in the mapping (custom fields by their exact name on the site), or create the field, then replay";
     JiraWriteRejected = "SFJ-8004", User, retryable: false,
         "Jira rejected the write as invalid (400/422); its errorMessages and errors are in the message",
-        fix: "read the field errors in sfjira.error message; fix the mapping, the data or the screen/field configuration, then replay";
+        fix: "read the field errors in the message; a screen/field configuration fix: replay from jira-sink.dlq; a mapping or data fix: the dead command still holds the old value, so replay the source record (sfjira dlq replay --stage transformer, or sfjira backfill)";
     JiraWriteForbidden = "SFJ-8005", User, retryable: false,
         "Jira answered 401 or 403 to the integration account's write",
         fix: "check jira_sink.email and jira_sink.api_token, and that the account may create/edit/transition issues in the project, then replay";

@@ -2,6 +2,7 @@
 //! story a user watches is the one CI checks.
 
 pub mod corpus;
+pub mod on_call;
 pub mod people;
 pub mod scenario;
 pub mod stack;

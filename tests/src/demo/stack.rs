@@ -177,6 +177,14 @@ impl Deployment {
         self.spawn(name, cmd)
     }
 
+    /// Each service's health endpoint base URL (`/readyz`, `/metrics` below it).
+    pub fn health_urls(&self) -> Vec<(String, String)> {
+        self.recipes
+            .iter()
+            .map(|(name, _, port)| (name.clone(), format!("http://127.0.0.1:{port}")))
+            .collect()
+    }
+
     /// Waits for a service's `/readyz`.
     pub async fn wait_ready(&mut self, name: &str) -> anyhow::Result<()> {
         let port = self

@@ -86,7 +86,15 @@ impl Transformer {
         // Not a static member (the sinks are): this is the group operators reset with
         // `kafka-consumer-groups --reset-offsets` to replay, and a static member stays in the
         // group after a graceful stop until its session times out, refusing the reset for 45 s.
-        let consumer = KafkaConsumer::new(&base, &settings.group_id, &subscribe)?;
+        // So a crashed transformer's successor waits 10 s, not Kafka's 45 s, for the dead
+        // member's session to end before it gets the partitions (it holds no state to lose, and
+        // its heartbeats run on librdkafka's own thread, so a long batch does not miss them).
+        // A value in the deployment's kafka.properties wins.
+        let mut consumer_cfg = base.clone();
+        if consumer_cfg.get("session.timeout.ms").is_none() {
+            consumer_cfg.set("session.timeout.ms", "10000");
+        }
+        let consumer = KafkaConsumer::new(&consumer_cfg, &settings.group_id, &subscribe)?;
         // One transactional id per instance: a restarted instance fences its own zombie.
         let txn_id = format!(
             "{}-{}-{}",

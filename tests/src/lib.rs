@@ -28,6 +28,24 @@ pub fn registry_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:18081/apis/ccompat/v7".into())
 }
 
+/// A local port nothing listens on now and that this process has not handed out before. The
+/// kernel may give the same free port to two binds in a row once the first listener is closed,
+/// and two services of one deployment (or a broker's two listeners) then fight over it: seen
+/// in CI as "address in use" from one service while the other answered its health checks.
+pub fn free_port() -> std::io::Result<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
+}
+
 /// `<prefix>-<random>`: a name no other test run has used.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

@@ -5,7 +5,6 @@
 //! ports and in a run directory of its own, so it is the same broker `make infra-up` runs,
 //! only private. Its data survives [`PrivateBroker::restart`]; everything goes on drop.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,8 +20,8 @@ pub struct PrivateBroker {
 impl PrivateBroker {
     /// Starts a broker (blocking: call it from `spawn_blocking` or before the runtime is busy).
     pub fn start() -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let controller_port = free_port()?;
+        let port = crate::free_port()?;
+        let controller_port = crate::free_port()?;
         let run_dir =
             std::env::temp_dir().join(format!("sfjira-broker-{}", uuid::Uuid::new_v4().simple()));
         let broker = PrivateBroker {
@@ -77,8 +76,4 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ is inside the repository")
         .to_path_buf()
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -6,7 +6,6 @@
 //! The binaries come from the same `target/` directory as the test (built by `cargo test
 //! --workspace`); a missing one is reported with the command that builds it.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -71,7 +70,12 @@ impl Deployment {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("sfjira-e2e-{id}"));
         std::fs::create_dir_all(&dir)?;
-        let [sf, pubsub, jira, webhook] = [free_port()?, free_port()?, free_port()?, free_port()?];
+        let [sf, pubsub, jira, webhook] = [
+            crate::free_port()?,
+            crate::free_port()?,
+            crate::free_port()?,
+            crate::free_port()?,
+        ];
         let topic_prefix = format!("e2e-{}.", &id[..12]);
 
         std::fs::write(
@@ -151,7 +155,7 @@ impl Deployment {
 
         for name in SERVICES {
             d.recipes
-                .push((name.to_string(), bin.join(name), free_port()?));
+                .push((name.to_string(), bin.join(name), crate::free_port()?));
             d.start_service(name)?;
         }
         for name in SERVICES {
@@ -422,9 +426,4 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ is inside the repository")
         .to_path_buf()
-}
-
-/// A port free right now (the OS picks it; released before use, so a tiny race remains).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

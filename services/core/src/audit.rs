@@ -50,7 +50,8 @@ pub struct AuditEntry {
     pub target: String,
     /// The command's `target.external_ref` (the source record).
     pub external_ref: String,
-    /// `create`, `update`, `transition`, `comment`, `worklog`, `delete`, `close`, `skip`.
+    /// `create`, `update`, `transition`, `comment`, `worklog`, `delete`, `delete_comment`,
+    /// `delete_worklog`, `close`, `skip`.
     pub operation: String,
     /// Field values before the write (target field name → JSON), as far as known.
     #[serde(default)]

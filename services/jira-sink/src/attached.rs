@@ -2,6 +2,11 @@
 //! issue their command attaches to, once that issue is linked (bounded wait). Comment bodies
 //! become ADF; comments carry the echo stamp (`sfjira` = the history marker) and their
 //! reference (`sfjira.ref`), which makes adding them idempotent like issue creates.
+//!
+//! The audit says which it was, for `sfjira rollback`: an add records `before.id = null` and
+//! `after.id` = the new comment's (worklog's) id; an edit records the id on both sides. A
+//! `DELETE` whose `target.entity` is `comment` or `worklog` removes the one linked to its
+//! reference ([`Sink::delete_attached`]).
 
 use std::collections::BTreeMap;
 
@@ -18,16 +23,27 @@ use crate::metrics;
 use crate::sink::{Outcome, Sink, Work, invalid, now_ms};
 
 impl Sink {
+    /// The Jira issue `attach_to` names, (id or key, key): the issue linked to that reference,
+    /// or, for a Jira issue's own reference (`jira:PROJ-7`, what `sfjira rollback` writes from
+    /// the audit), that issue (Jira takes a key wherever it takes an id, and finds a moved
+    /// issue by its old key, reference §3.2).
+    pub fn attached_issue(&self, reference: &str) -> Option<(String, String)> {
+        self.issue_of(reference).or_else(|| {
+            let key = reference.strip_prefix("jira:")?;
+            is_issue_key(key).then(|| (key.to_string(), key.to_string()))
+        })
+    }
+
     /// The issue a comment or worklog belongs to, waiting (bounded) for its link.
     pub async fn wait_issue(&self, reference: &str) -> Result<(String, String), StageError> {
-        if let Some(found) = self.issue_of(reference) {
+        if let Some(found) = self.attached_issue(reference) {
             return Ok(found);
         }
         let wait = std::time::Duration::from_millis(self.cfg.link_wait_ms);
         self.links
             .wait_for(reference, wait, std::time::Duration::from_millis(100))
             .await;
-        self.issue_of(reference).ok_or_else(|| {
+        self.attached_issue(reference).ok_or_else(|| {
             invalid(
                 ErrorCode::JiraLinkNotReady,
                 format!(
@@ -75,7 +91,7 @@ impl Sink {
             .as_deref()
             .and_then(|c| c.rsplit(':').next())
             .map(str::to_string);
-        let after: BTreeMap<String, Value> = body
+        let mut after: BTreeMap<String, Value> = body
             .as_object()
             .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
@@ -92,6 +108,8 @@ impl Sink {
                 started,
             );
         }
+        // Add or edit, for the audit (and rollback): an add had no id before.
+        let mut before = BTreeMap::from([("id".to_string(), json!(existing))]);
         let answer = match &existing {
             Some(cid) => {
                 self.jira
@@ -118,12 +136,22 @@ impl Sink {
                         &cmd.command_id,
                     );
                 }
+                let written = existing
+                    .clone()
+                    .or_else(|| v.get("id").and_then(Value::as_str).map(str::to_string));
+                match written {
+                    Some(cid) => {
+                        after.insert("id".into(), json!(cid));
+                    }
+                    // No id in Jira's answer: the audit cannot say which comment it was.
+                    None => before.clear(),
+                }
                 self.audit(
                     out,
                     cmd,
                     &format!("jira:{key}"),
                     kind,
-                    BTreeMap::new(),
+                    before,
                     after,
                     AuditResult::Applied,
                     None,
@@ -135,6 +163,107 @@ impl Sink {
                 w,
                 kind,
                 &e.stage_error(&format!("writing the {kind}"), x),
+                started,
+            ),
+        }
+    }
+
+    /// `DELETE` of a comment or worklog (`target.entity`): removes the one linked to
+    /// `target.external_ref` from the issue of `target.attach_to` — `DELETE
+    /// /rest/api/3/issue/{issue}/comment/{id}` (`…/worklog/{id}?adjustEstimate=auto`: Jira's
+    /// default, explicit; the add adjusted the remaining estimate the same way). 204 is done;
+    /// 404 means it is gone already (a replay, or removed by hand): done too, audited
+    /// `skipped`; 429/5xx are retried by the client; other refusals go to the DLQ (Jira's
+    /// OpenAPI spec answers 400, not 403, when the account may not delete it: SFJ-8004).
+    pub async fn delete_attached(&self, out: &mut Outcome, w: &Work) {
+        let started = now_ms();
+        let cmd = &w.cmd;
+        let (kind, operation) = match cmd.target.entity.as_str() {
+            "comment" => ("comment", "delete_comment"),
+            _ => ("worklog", "delete_worklog"),
+        };
+        let reference = &cmd.target.external_ref;
+        let Some(attach_to) = cmd.target.attach_to.as_deref() else {
+            let e = invalid(
+                ErrorCode::JiraCommandInvalid,
+                format!("a DELETE of a {kind} needs target.attach_to (the issue it is on)"),
+            );
+            return self.fail(out, w, operation, &e, started);
+        };
+        let (issue, key) = match self.wait_issue(attach_to).await {
+            Ok(found) => found,
+            Err(e) => return self.fail(out, w, operation, &e, started),
+        };
+        let target = format!("jira:{key}");
+        let skip = |out: &mut Outcome, before: BTreeMap<String, Value>, why: String| {
+            self.audit(
+                out,
+                cmd,
+                &target,
+                operation,
+                before,
+                BTreeMap::new(),
+                AuditResult::Skipped,
+                Some(why),
+                started,
+            )
+        };
+        let id = match self.links.get(reference) {
+            Some(l) if l.state == LinkState::Linked => l
+                .counterpart
+                .as_deref()
+                .and_then(|c| c.strip_prefix(&format!("jira:{kind}:")))
+                .map(str::to_string),
+            // An add was interrupted: it may have happened; its stamp says.
+            Some(_) => match self.find_stamped(&issue, kind, reference).await {
+                Ok(found) => found
+                    .as_ref()
+                    .and_then(|v| v.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                Err((e, x)) => {
+                    let e = e.stage_error(&format!("looking for the {kind}"), x);
+                    return self.fail(out, w, operation, &e, started);
+                }
+            },
+            None => None,
+        };
+        let Some(id) = id else {
+            return skip(out, BTreeMap::new(), format!("no linked {kind}"));
+        };
+        let before = BTreeMap::from([("id".to_string(), json!(id))]);
+        if self.cfg.dry_run {
+            return skip(out, before, "dry run: nothing written".into());
+        }
+        let path = match kind {
+            "comment" => format!("/rest/api/3/issue/{issue}/comment/{id}"),
+            _ => format!("/rest/api/3/issue/{issue}/worklog/{id}?adjustEstimate=auto"),
+        };
+        let endpoint = if kind == "comment" {
+            "delete_comment"
+        } else {
+            "delete_worklog"
+        };
+        match self.jira.call(Method::DELETE, endpoint, &path, None).await {
+            Ok(_) => self.audit(
+                out,
+                cmd,
+                &target,
+                operation,
+                before,
+                BTreeMap::from([("id".to_string(), Value::Null)]),
+                AuditResult::Applied,
+                None,
+                started,
+            ),
+            Err((e, _)) if e.status() == Some(404) => {
+                skip(out, before, format!("already deleted (Jira: {e})"))
+            }
+            Err((e, x)) => self.fail(
+                out,
+                w,
+                operation,
+                &e.stage_error(&format!("deleting the {kind}"), x),
                 started,
             ),
         }
@@ -278,5 +407,44 @@ impl Sink {
             body["comment"] = adf(c);
         }
         Ok(body)
+    }
+}
+
+/// Whether `s` is a Jira issue key (`PROJ-7`): a project key (a letter, then letters, digits or
+/// `_`) and a number.
+fn is_issue_key(s: &str) -> bool {
+    let Some((project, number)) = s.rsplit_once('-') else {
+        return false;
+    };
+    project
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && project
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_issue_key;
+
+    #[test]
+    fn issue_keys_are_told_from_other_references() {
+        assert!(is_issue_key("PROJ-7"));
+        assert!(is_issue_key("AB_2-10042"));
+        for not in [
+            "comment:10042",
+            "PROJ",
+            "-7",
+            "PROJ-",
+            "PROJ-7a",
+            "7-7",
+            "Opportunity:006",
+        ] {
+            assert!(!is_issue_key(not), "{not}");
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Applying one batch of commands: the order rules.
 //!
 //! - Commands are grouped in **lanes** by the issue they touch (an issue's own reference; for
-//!   comments and worklogs the issue they attach to), each lane in consumption order. Lanes
-//!   run concurrently (the client's concurrency cap bounds the calls in flight); a lane runs
-//!   its commands one after the other.
+//!   comments and worklogs — adds, edits, deletes — the issue they attach to), each lane in
+//!   consumption order. Lanes run concurrently (the client's concurrency cap bounds the calls
+//!   in flight); a lane runs its commands one after the other.
 //! - **Creates first, in bulk**: a lane whose first commands are `UPSERT`s of a reference with
 //!   no link gets one create (those upserts coalesced, the later value of a field winning).
 //!   All creates of the batch go through bulk create together, **parents before children**:
@@ -25,15 +25,24 @@ use tracing::Instrument;
 use crate::create::CreateJob;
 use crate::sink::{Outcome, Sink, Work, now_ms};
 
+/// Whether a command is about a comment or worklog (adds, edits, deletes) rather than an issue.
+pub fn is_attached(cmd: &Command) -> bool {
+    match cmd.kind {
+        CommandKind::Comment | CommandKind::Worklog => true,
+        CommandKind::Delete => matches!(cmd.target.entity.as_str(), "comment" | "worklog"),
+        _ => false,
+    }
+}
+
 /// The lane a command belongs to.
 fn lane_key(cmd: &Command) -> &str {
-    match cmd.kind {
-        CommandKind::Comment | CommandKind::Worklog => cmd
-            .target
+    if is_attached(cmd) {
+        cmd.target
             .attach_to
             .as_deref()
-            .unwrap_or(&cmd.target.external_ref),
-        _ => &cmd.target.external_ref,
+            .unwrap_or(&cmd.target.external_ref)
+    } else {
+        &cmd.target.external_ref
     }
 }
 
@@ -58,7 +67,7 @@ pub fn lanes(works: Vec<Work>) -> Vec<Vec<Work>> {
         .into_iter()
         .filter_map(|k| by_key.remove(&k))
         .map(|mut lane| {
-            lane.sort_by_key(|w| matches!(w.cmd.kind, CommandKind::Comment | CommandKind::Worklog));
+            lane.sort_by_key(|w| is_attached(&w.cmd));
             lane
         })
         .collect()
@@ -192,7 +201,7 @@ impl Sink {
             .iter()
             .flatten()
             .filter_map(|w| w.cmd.target.attach_to.clone())
-            .filter(|r| self.issue_of(r).is_none())
+            .filter(|r| self.attached_issue(r).is_none())
             .collect();
         join_all(attach.iter().map(|r| {
             self.links.wait_for(

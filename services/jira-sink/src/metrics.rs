@@ -8,7 +8,7 @@ use std::time::Duration;
 use metrics::{counter, histogram};
 
 /// A command finished: `operation` (`create`, `update`, `transition`, `comment`, `worklog`,
-/// `delete`, `close`, `skip`) and `result` (`applied`, `skipped`, `superseded`, `failed`).
+/// `delete`, `delete_comment`, `delete_worklog`, `close`, `skip`) and `result` (`applied`, `skipped`, `superseded`, `failed`).
 pub fn command(operation: &str, result: &'static str) {
     counter!("sfjira_jira_sink_commands_total", "operation" => operation.to_owned(), "result" => result)
         .increment(1);

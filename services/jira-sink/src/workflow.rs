@@ -1,6 +1,7 @@
 //! Statuses: walking an issue through its workflow to a target status (from
 //! `GET transitions`, several steps when needed, back to where it started when the target is
-//! unreachable), and the `CLOSE` and `DELETE` commands.
+//! unreachable), and the `CLOSE` and `DELETE` commands (of issues; a comment's or worklog's
+//! `DELETE` is in `attached.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,6 +12,7 @@ use sfjira_core::command::Command;
 use sfjira_core::config::DeleteMode;
 use sfjira_core::errors::{ErrorCode, StageError};
 
+use crate::lanes::is_attached;
 use crate::sink::{Outcome, Sink, Work, invalid, now_ms};
 
 /// Most transitions taken to reach one status.
@@ -137,8 +139,12 @@ impl Sink {
             .to_string())
     }
 
-    /// `DELETE`: deletes the linked issue, or closes it (`delete_mode: close`).
+    /// `DELETE`: deletes the linked issue, or closes it (`delete_mode: close`); of a comment or
+    /// worklog (`target.entity`), deletes that ([`Sink::delete_attached`]).
     pub async fn delete(&self, out: &mut Outcome, w: &Work) {
+        if is_attached(&w.cmd) {
+            return self.delete_attached(out, w).await;
+        }
         if self.cfg.delete_mode == DeleteMode::Close {
             return self.close(out, w, "delete").await;
         }

@@ -177,6 +177,7 @@ fn render(plan: &[PlanItem], topics: &[String], dry_run: bool, output: Output) {
             if let Action::Invert { command: c, .. } = &p.action {
                 row["rollback_command_id"] = json!(c.command_id);
                 row["kind"] = json!(c.kind);
+                row["entity"] = json!(c.target.entity);
                 row["fields"] = c
                     .fields
                     .iter()
@@ -209,7 +210,10 @@ fn render(plan: &[PlanItem], topics: &[String], dry_run: bool, output: Output) {
                     };
                     let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
                     let what = match r.get("kind") {
-                        Some(Value::String(k)) if k == "delete" => "delete".to_string(),
+                        Some(Value::String(k)) if k == "delete" => match r["entity"].as_str() {
+                            Some(e @ ("comment" | "worklog")) => format!("delete the {e}"),
+                            _ => "delete".to_string(),
+                        },
                         Some(_) => restore,
                         None => s("reason"),
                     };

@@ -10,11 +10,17 @@
 //!   (`changed = true`, `update_only`, owner `BOTH` with `source_time` = now, so the sink's
 //!   last-writer-wins lets it through); `status` becomes `transition_to`.
 //! - A create is undone by a DELETE of the created record; whatever else happened to a record
-//!   created within the rollback goes with it. An edited comment / worklog whose earlier body is
-//!   in the audit is restored by a COMMENT / WORKLOG command; an added one cannot be removed (the
-//!   command contract has no such command) and is reported with where to find it.
+//!   created within the rollback goes with it.
+//! - An added Jira comment / worklog (the jira-sink audits an add with `before.id = null` and
+//!   the new id in `after.id`) is undone by a DELETE with `target.entity` `comment` / `worklog`
+//!   of its reference, on the issue the audit names (`attach_to` = `jira:KEY`). An edited one
+//!   whose earlier body is in the audit is restored by a COMMENT / WORKLOG command. One the
+//!   audit does not say was added (entries from before the sink recorded it) is reported, with
+//!   where to find it; a deleted one cannot be restored.
 //! - When several selected writes touched one field, only the oldest one's inverse writes it
-//!   (its `before` is the value to return to); the newer ones are covered by it.
+//!   (its `before` is the value to return to); the newer ones are covered by it. Likewise the
+//!   edits of a comment / worklog added within the rollback are covered by its DELETE. Writes to
+//!   comments / worklogs are told apart by their reference (the audit's target is their issue).
 //! - A field changed again later by a write that is *not* being rolled back is a conflict:
 //!   restoring it would undo that later write too.
 //! - A close (or a delete done as a close) is undone by moving the issue back to the status it
@@ -170,12 +176,21 @@ fn invert(
     let Some(system) = system_of_sink(e) else {
         return Action::Cannot(format!("unknown sink {:?}", e.sink));
     };
+    let op = e.operation.as_str();
+    let child = is_child(op);
     let same_target = |o: &&&AuditEntry| o.target == e.target && !same_write(o, e);
+    // The same record: the issue's own writes, or for a comment or worklog (whose target is
+    // its issue) the writes of the same reference.
+    let same_record = |o: &&&AuditEntry| {
+        same_target(o)
+            && is_child(&o.operation) == child
+            && (!child || o.external_ref == e.external_ref)
+    };
     // A later write outside the selection to one of our fields: restoring would undo it.
     if !sel.force
         && let Some(later) = applied
             .iter()
-            .filter(same_target)
+            .filter(same_record)
             .filter(|o| earlier(e, o) && !selected.iter().any(|s| s.command_id == o.command_id))
             .find(|o| o.after.keys().any(|f| e.after.contains_key(f)) || o.operation == "delete")
     {
@@ -188,32 +203,53 @@ fn invert(
     let older_selected = |field: &str| {
         selected
             .iter()
-            .filter(same_target)
+            .filter(same_record)
             .filter(|o| earlier(o, e))
             .find(|o| o.operation == "create" || o.after.contains_key(field))
             .map(|o| o.command_id.clone())
     };
-    let op = e.operation.as_str();
-    let child = matches!(op, "comment" | "worklog");
-    // Whatever happened to a record created within the rollback goes away with it.
+    // Whatever happened to a record created (a comment: added) within the rollback goes away
+    // with it.
+    let edit = child && added(e).is_none();
     if op != "create"
         && let Some(by) = selected
             .iter()
             .filter(same_target)
-            .find(|o| earlier(o, e) && o.operation == "create")
+            .filter(|o| earlier(o, e))
+            .find(|o| o.operation == "create" || (edit && same_record(o) && added(o).is_some()))
     {
         return Action::Covered {
             by: by.command_id.clone(),
         };
     }
+    // A comment's audit target is the issue it is on (`jira:KEY`), when the sink says so.
+    let attach_to = (child && e.target.starts_with("jira:") && e.target.matches(':').count() == 1)
+        .then(|| e.target.clone());
     let mut unrestored = Vec::new();
     let (kind, values) = match op {
         "create" => (CommandKind::Delete, BTreeMap::new()),
+        "comment" | "worklog" if added(e).is_some() => {
+            if attach_to.is_none() {
+                return Action::Cannot(format!(
+                    "the audit does not name the issue the {op} is on ({}): remove it by hand \
+                     (its id is in sfjira.links under {})",
+                    e.target, e.external_ref
+                ));
+            }
+            (CommandKind::Delete, BTreeMap::new())
+        }
         "comment" | "worklog" if e.before.is_empty() => {
             return Action::Cannot(format!(
-                "sfjira has no command that deletes or restores a Jira {op}: remove it by hand on \
-                 {} (its id is in sfjira.links under {})",
+                "the audit does not say whether this {op} was added or edited (written before \
+                 the sink recorded it): remove or restore it by hand on {} (its id is in \
+                 sfjira.links under {})",
                 e.target, e.external_ref
+            ));
+        }
+        "delete_comment" | "delete_worklog" => {
+            return Action::Cannot(format!(
+                "a deleted Jira {} cannot be restored by sfjira (Jira deletes are permanent)",
+                op.trim_start_matches("delete_")
             ));
         }
         "delete" if !e.before.contains_key("status") => {
@@ -233,7 +269,8 @@ fn invert(
             }
             let mut values = BTreeMap::new();
             let mut covered_by = None;
-            for field in e.after.keys() {
+            // A comment's id says which one was written; it is not a field to restore.
+            for field in e.after.keys().filter(|f| !(child && *f == "id")) {
                 if let Some(by) = older_selected(field) {
                     covered_by = Some(by);
                 } else if let Some(v) = e.before.get(field) {
@@ -290,9 +327,6 @@ fn invert(
         (System::Jira, _) => "issue".to_string(),
         (System::Salesforce, _) => e.target.split(':').nth(1).unwrap_or("").to_string(),
     };
-    // A comment's audit target is the issue it is on, when the sink says so.
-    let attach_to = (child && e.target.starts_with("jira:") && e.target.matches(':').count() == 1)
-        .then(|| e.target.clone());
     let (src_system, src_entity, src_id) = parse_ref(&e.external_ref);
     Action::Invert {
         command: Box::new(Command {
@@ -325,6 +359,27 @@ fn invert(
         }),
         unrestored,
     }
+}
+
+/// Whether an audited operation wrote a Jira comment or worklog (not the issue).
+fn is_child(operation: &str) -> bool {
+    matches!(
+        operation,
+        "comment" | "worklog" | "delete_comment" | "delete_worklog"
+    )
+}
+
+/// The id of the comment / worklog an entry added: the jira-sink audits an add with
+/// `before.id = null` and the new id in `after.id` (an edit has the id on both sides).
+fn added(e: &AuditEntry) -> Option<&str> {
+    if !matches!(e.operation.as_str(), "comment" | "worklog") {
+        return None;
+    }
+    e.before
+        .get("id")
+        .is_some_and(Value::is_null)
+        .then(|| e.after.get("id").and_then(Value::as_str))
+        .flatten()
 }
 
 /// `salesforce:Opportunity:006…` → (Salesforce, Opportunity, 006…); `jira:PROJ-7` → (Jira,

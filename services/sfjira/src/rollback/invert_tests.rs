@@ -119,15 +119,31 @@ fn creates_are_deleted_and_deletes_cannot_be_undone() {
     assert!(c.fields.is_empty());
 }
 
+/// An entry of the jira-sink for a comment or worklog (`reference`) on `issue`.
+fn child(
+    id: &str,
+    issue: &str,
+    reference: &str,
+    op: &str,
+    before: Value,
+    after: Value,
+    at: i64,
+) -> AuditEntry {
+    let mut e = entry(id, issue, op, before, after, at);
+    e.external_ref = reference.into();
+    e
+}
+
 #[test]
-fn an_added_comment_cannot_be_removed_and_an_edited_one_is_restored() {
+fn an_added_comment_is_deleted_and_an_edited_one_is_restored() {
     let entries = [
-        entry(
+        child(
             "c1",
             "jira:PROJ-7",
+            "salesforce:Task:00T1",
             "comment",
-            json!({}),
-            json!({"body": "hi"}),
+            json!({"id": null}),
+            json!({"body": "hi", "id": "10042"}),
             1000,
         ),
         entry(
@@ -138,18 +154,140 @@ fn an_added_comment_cannot_be_removed_and_an_edited_one_is_restored() {
             json!({"body": "b"}),
             2000,
         ),
+        child(
+            "c3",
+            "jira:PROJ-7",
+            "salesforce:Event:00U1",
+            "worklog",
+            json!({"id": null}),
+            json!({"timeSpentSeconds": 60, "id": "20001"}),
+            3000,
+        ),
     ];
     let plan = plan(&entries, &Selection::default(), now());
-    let edit = inverse(&plan[0]);
+    let ids: Vec<&str> = plan.iter().map(|p| p.entry.command_id.as_str()).collect();
+    assert_eq!(ids, ["c3", "c2", "c1"]);
+    let worklog = inverse(&plan[0]);
+    assert_eq!(worklog.kind, CommandKind::Delete);
+    assert_eq!(worklog.target.entity, "worklog");
+    assert_eq!(worklog.target.external_ref, "salesforce:Event:00U1");
+    let edit = inverse(&plan[1]);
     assert_eq!(edit.kind, CommandKind::Comment);
     assert_eq!(edit.target.entity, "comment");
     assert_eq!(edit.target.attach_to.as_deref(), Some("jira:PROJ-9"));
     assert_eq!(edit.fields["body"].value, json!("a"));
-    assert!(
-        matches!(&plan[1].action, Action::Cannot(why) if why.contains("remove it by hand on jira:PROJ-7")),
-        "{:?}",
-        plan[1].action
+    let delete = inverse(&plan[2]);
+    assert_eq!(delete.command_id, "rollback:c1");
+    assert_eq!(delete.kind, CommandKind::Delete);
+    assert_eq!(delete.target.system, System::Jira);
+    assert_eq!(delete.target.entity, "comment");
+    // The comment's own reference (its link holds the comment id), on the issue it is on.
+    assert_eq!(delete.target.external_ref, "salesforce:Task:00T1");
+    assert_eq!(delete.target.attach_to.as_deref(), Some("jira:PROJ-7"));
+    assert!(delete.target.update_only);
+    assert!(delete.fields.is_empty() && delete.transition_to.is_none());
+    assert_eq!(delete.source.version, "rollback:c1");
+}
+
+#[test]
+fn a_comment_added_then_edited_is_deleted_once() {
+    let add = child(
+        "c1",
+        "jira:PROJ-7",
+        "salesforce:Task:00T1",
+        "comment",
+        json!({"id": null}),
+        json!({"body": "hi", "id": "10042"}),
+        1000,
     );
+    let edit = child(
+        "c2",
+        "jira:PROJ-7",
+        "salesforce:Task:00T1",
+        "comment",
+        json!({"id": "10042"}),
+        json!({"body": "hi again", "id": "10042"}),
+        2000,
+    );
+    // Another comment on the issue, added later: not the same record.
+    let other = child(
+        "c3",
+        "jira:PROJ-7",
+        "salesforce:Task:00T2",
+        "comment",
+        json!({"id": null}),
+        json!({"body": "other", "id": "10043"}),
+        3000,
+    );
+    let entries = [add, edit, other];
+    let p = plan(&entries, &Selection::default(), now());
+    let ids: Vec<&str> = p.iter().map(|i| i.entry.command_id.as_str()).collect();
+    assert_eq!(ids, ["c3", "c2", "c1"]);
+    assert_eq!(inverse(&p[0]).target.external_ref, "salesforce:Task:00T2");
+    assert_eq!(p[1].action, Action::Covered { by: "c1".into() });
+    assert_eq!(inverse(&p[2]).kind, CommandKind::Delete);
+
+    // The add alone, with its later edit not rolled back: deleting would undo the edit too.
+    let mut sel = Selection {
+        command_ids: vec!["c1".into()],
+        ..Selection::default()
+    };
+    let p = plan(&entries, &sel, now());
+    assert_eq!(p.len(), 1);
+    assert!(
+        matches!(&p[0].action, Action::Cannot(why) if why.contains("changed again later by c2")),
+        "{:?}",
+        p[0].action
+    );
+    sel.force = true;
+    assert_eq!(
+        inverse(&plan(&entries, &sel, now())[0]).kind,
+        CommandKind::Delete
+    );
+}
+
+#[test]
+fn comments_the_audit_cannot_place_or_restore_are_reported() {
+    let entries = [
+        // Audited before the sink recorded adds: added or edited, nobody knows.
+        child(
+            "c1",
+            "jira:PROJ-7",
+            "salesforce:Task:00T1",
+            "comment",
+            json!({}),
+            json!({"body": "hi"}),
+            1000,
+        ),
+        // An edit the sink audited without the earlier body.
+        child(
+            "c2",
+            "jira:PROJ-7",
+            "salesforce:Task:00T2",
+            "comment",
+            json!({"id": "10050"}),
+            json!({"body": "b", "id": "10050"}),
+            2000,
+        ),
+        child(
+            "c3",
+            "jira:PROJ-7",
+            "salesforce:Task:00T3",
+            "delete_comment",
+            json!({"id": "10051"}),
+            json!({"id": null}),
+            3000,
+        ),
+    ];
+    let p = plan(&entries, &Selection::default(), now());
+    let why = |i: usize| match &p[i].action {
+        Action::Cannot(why) => why.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(why(0).contains("cannot be restored"), "{}", why(0));
+    assert!(why(1).contains("no field it wrote"), "{}", why(1));
+    assert!(why(2).contains("by hand on jira:PROJ-7"), "{}", why(2));
+    assert!(why(2).contains("salesforce:Task:00T1"), "{}", why(2));
 }
 
 #[test]

@@ -72,12 +72,22 @@ impl Mapping {
         if flows.is_empty() {
             return RecordOutcome::Unmapped;
         }
-        let mut needs = flows[0].scope.clone();
-        for f in &flows[1..] {
-            needs.merge(&f.scope);
-        }
+        // Most records match one flow: its needs are used as they are, merged only for several.
+        let merged;
+        let needs = match flows.as_slice() {
+            [only] => &only.scope,
+            [first, rest @ ..] => {
+                let mut all = first.scope.clone();
+                for f in rest {
+                    all.merge(&f.scope);
+                }
+                merged = all;
+                &merged
+            }
+            [] => unreachable!("checked above"),
+        };
         ROOT_CONTEXT.with(|root| {
-            let scope = match record_scope(root, record, &needs) {
+            let scope = match record_scope(root, record, needs) {
                 Ok(scope) => scope,
                 Err(error) => {
                     return RecordOutcome::Flows(

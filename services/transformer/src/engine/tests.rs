@@ -403,3 +403,38 @@ fn an_update_that_makes_the_condition_true_goes_out_even_with_no_mapped_field_ch
     r.changed = vec!["Phone".into()];
     assert!(commands(&demo(), &r).is_empty());
 }
+
+#[test]
+fn flows_of_one_record_each_see_the_fields_they_read() {
+    // Two flows on one source read different fields: the record's scope holds what each reads.
+    let yaml = r#"
+version: 1
+flows:
+  - name: epic
+    from: salesforce.Account
+    to: jira.issue
+    when: 'record.Type == "Customer"'
+    target: { project: P, issue_type: Epic }
+    fields:
+      summary: { expr: 'record.Name + " (" + record.Type + ")"' }
+  - name: region
+    from: salesforce.Account
+    to: jira.issue
+    when: 'record.Region == "EMEA"'
+    target: { project: R, issue_type: Task }
+    fields:
+      summary: { expr: '"EMEA: " + record.Phone' }
+"#;
+    let m = Mapping::parse(yaml, "m.yaml").unwrap();
+    let r = record(
+        "salesforce.Account",
+        EventType::Create,
+        json!({"Id": "001A", "Name": "Acme", "Type": "Customer", "Region": "EMEA", "Phone": "+33 1"}),
+    );
+    let c = commands(&m, &r);
+    let summaries: Vec<_> = c
+        .iter()
+        .map(|c| c.fields["summary"].value.clone())
+        .collect();
+    assert_eq!(summaries, [json!("Acme (Customer)"), json!("EMEA: +33 1")]);
+}

@@ -141,6 +141,27 @@ impl KafkaTool {
     }
 }
 
+impl KafkaTool {
+    /// The `__consumer_offsets` partition of this broker that holds `group`'s offsets (the
+    /// partition count read from the broker's metadata).
+    pub fn offsets_partition(&self, group: &str) -> anyhow::Result<i32> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let client: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()?;
+        let md = client.fetch_metadata(
+            Some("__consumer_offsets"),
+            std::time::Duration::from_secs(10),
+        )?;
+        let partitions = md.topics().first().map_or(0, |t| t.partitions().len());
+        anyhow::ensure!(
+            partitions > 0,
+            "the broker lists no __consumer_offsets partitions"
+        );
+        Ok(offsets_partition_of(group, partitions as i32))
+    }
+}
+
 /// The `__consumer_offsets` partition that holds `group`'s offsets: Kafka places a group by
 /// its id's Java `String.hashCode`, made non-negative, modulo the topic's partition count
 /// (`offsets.topic.num.partitions`; the project's broker has 10).

@@ -18,22 +18,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use sfjira_core::kafka::{KafkaConsumer, OffsetWatchSettings, StallCause};
 use sfjira_tests::demo::wait_for;
-use sfjira_tests::kafka_tool::{KafkaTool, offsets_partition_of};
+use sfjira_tests::kafka_tool::KafkaTool;
 use sfjira_tests::{bootstrap, fresh_topic, unique};
 
 fn base() -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap());
     c
-}
-
-/// How many partitions `__consumer_offsets` has on this broker.
-fn offsets_partitions() -> i32 {
-    let client: BaseConsumer = base().create().expect("client");
-    let md = client
-        .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10))
-        .expect("metadata");
-    md.topics()[0].partitions().len() as i32
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,7 +89,9 @@ async fn the_runbooks_abort_frees_a_group_blocked_by_an_open_transaction() {
 
     // Do: find it on the group's partition of __consumer_offsets, and abort it.
     let tool = KafkaTool::new(&bootstrap());
-    let partition = offsets_partition_of(&group, offsets_partitions());
+    let partition = tool
+        .offsets_partition(&group)
+        .expect("group's offsets partition");
     let open = tool
         .open_transactions("__consumer_offsets", partition)
         .await

@@ -178,9 +178,11 @@ impl Sink {
     pub async fn delete_attached(&self, out: &mut Outcome, w: &Work) {
         let started = now_ms();
         let cmd = &w.cmd;
-        let (kind, operation) = match cmd.target.entity.as_str() {
-            "comment" => ("comment", "delete_comment"),
-            _ => ("worklog", "delete_worklog"),
+        // `lanes::is_attached` sends only comments and worklogs here. The operation names the
+        // audit entry and the API-call metric's endpoint alike.
+        let (kind, operation, query) = match cmd.target.entity.as_str() {
+            "comment" => ("comment", "delete_comment", ""),
+            _ => ("worklog", "delete_worklog", "?adjustEstimate=auto"),
         };
         let reference = &cmd.target.external_ref;
         let Some(attach_to) = cmd.target.attach_to.as_deref() else {
@@ -235,16 +237,8 @@ impl Sink {
         if self.cfg.dry_run {
             return skip(out, before, "dry run: nothing written".into());
         }
-        let path = match kind {
-            "comment" => format!("/rest/api/3/issue/{issue}/comment/{id}"),
-            _ => format!("/rest/api/3/issue/{issue}/worklog/{id}?adjustEstimate=auto"),
-        };
-        let endpoint = if kind == "comment" {
-            "delete_comment"
-        } else {
-            "delete_worklog"
-        };
-        match self.jira.call(Method::DELETE, endpoint, &path, None).await {
+        let path = format!("/rest/api/3/issue/{issue}/{kind}/{id}{query}");
+        match self.jira.call(Method::DELETE, operation, &path, None).await {
             Ok(_) => self.audit(
                 out,
                 cmd,

@@ -7,9 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-
-use crate::kafka_tool::{KafkaTool, offsets_partition_of};
+use crate::kafka_tool::KafkaTool;
 
 /// What the operator did, one line per action.
 pub type OnCallLog = Arc<Mutex<Vec<String>>>;
@@ -38,7 +36,7 @@ async fn watch(services: Vec<(String, String)>, bootstrap: String, log: OnCallLo
                 note(format!(
                     "{service} reports group {group} cannot fetch its offsets"
                 ));
-                match unstick(&tool, &bootstrap, &group).await {
+                match unstick(&tool, &group).await {
                     Ok(aborted) if aborted.is_empty() => {
                         note(format!("no open transaction stayed on {group}'s partition"))
                     }
@@ -78,9 +76,8 @@ async fn stalled_groups(http: &reqwest::Client, url: &str) -> Vec<String> {
 /// The runbook's procedure: the open transaction on the group's `__consumer_offsets`
 /// partition that is still open, at the same offset, a few seconds later (a stage's own
 /// transaction commits in milliseconds) is aborted. Returns what was aborted.
-async fn unstick(tool: &KafkaTool, bootstrap: &str, group: &str) -> anyhow::Result<Vec<String>> {
-    let partitions = offsets_partitions(bootstrap)?;
-    let partition = offsets_partition_of(group, partitions);
+async fn unstick(tool: &KafkaTool, group: &str) -> anyhow::Result<Vec<String>> {
+    let partition = tool.offsets_partition(group)?;
     let first = tool
         .open_transactions("__consumer_offsets", partition)
         .await?;
@@ -97,12 +94,4 @@ async fn unstick(tool: &KafkaTool, bootstrap: &str, group: &str) -> anyhow::Resu
         ));
     }
     Ok(aborted)
-}
-
-fn offsets_partitions(bootstrap: &str) -> anyhow::Result<i32> {
-    let client: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let md = client.fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10))?;
-    Ok(md.topics()[0].partitions().len() as i32)
 }

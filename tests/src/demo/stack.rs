@@ -219,12 +219,9 @@ impl Deployment {
 
     /// Runs one of Kafka's own tools (`infra/kafka/tool`) against this deployment's broker.
     pub async fn kafka_tool(&self, name: &str, args: &[&str]) -> anyhow::Result<String> {
-        self.kafka_tools().run(name, args).await
-    }
-
-    /// Kafka's own tools pointed at this deployment's broker.
-    pub fn kafka_tools(&self) -> crate::kafka_tool::KafkaTool {
         crate::kafka_tool::KafkaTool::new(&self.bootstrap)
+            .run(name, args)
+            .await
     }
 
     /// How far `group` is behind on the partition where it is furthest behind. Under

@@ -301,10 +301,14 @@ fn watch(
         let look = look(&consumer, every);
         drop(consumer);
         let transition = episodes.observe(&look, started, Instant::now());
-        let cause = match (&transition, &look) {
-            (Some(Transition::Stalled(_)), Look::Waiting(partitions)) => {
-                Some(diagnose(&diagnostic, partitions, every))
-            }
+        // The diagnosis asks Kafka, so it runs before the state is locked.
+        let stall = match (&transition, &look) {
+            (Some(Transition::Stalled(since)), Look::Waiting(partitions)) => Some(OffsetStall {
+                group: shared.group.clone(),
+                partitions: partitions.iter().cloned().collect(),
+                since: *since,
+                cause: diagnose(&diagnostic, partitions, every),
+            }),
             _ => None,
         };
         let mut state = shared.lock();
@@ -314,18 +318,12 @@ fn watch(
         if look == (Look::Healthy { idle: true }) {
             state.idle_looks += 1;
         }
-        match (transition, look) {
-            (Some(Transition::Stalled(since)), Look::Waiting(partitions)) => {
-                let stall = OffsetStall {
-                    group: shared.group.clone(),
-                    partitions: partitions.into_iter().collect(),
-                    since,
-                    cause: cause.unwrap_or(StallCause::CoordinatorSilent),
-                };
+        match (stall, transition, look) {
+            (Some(stall), _, _) => {
                 report_stall(&shared, &stall);
                 state.stall = Some(stall);
             }
-            (Some(Transition::Recovered(since)), _) => {
+            (None, Some(Transition::Recovered(since)), _) => {
                 state.stall = None;
                 shared.flag.clear();
                 ConsumerOffsetsRecovered {
@@ -336,7 +334,7 @@ fn watch(
                 .emit();
             }
             // Still stalled: follow the partitions (a rebalance may change them) quietly.
-            (None, Look::Waiting(partitions)) => {
+            (None, None, Look::Waiting(partitions)) => {
                 if let Some(stall) = state.stall.as_mut() {
                     stall.partitions = partitions.into_iter().collect();
                 }

@@ -201,6 +201,17 @@ fn change(
 }
 
 async fn publish(stack: &Stack, records: Vec<(String, Option<Avro>)>) {
+    let with_no_headers = records
+        .into_iter()
+        .map(|(k, v)| (k, v, Vec::new()))
+        .collect();
+    publish_with_headers(stack, with_no_headers).await;
+}
+
+/// Key, value (`None`: published as JSON text, not Avro) and headers of a record to publish.
+type Published<'a> = (String, Option<Avro>, Vec<(&'a str, &'a str)>);
+
+async fn publish_with_headers(stack: &Stack, records: Vec<Published<'_>>) {
     let topic = stack.topic("salesforce.cdc.Opportunity");
     let codec = AvroCodec::new(&stack.cfg.registry).unwrap();
     let writer = codec
@@ -208,15 +219,16 @@ async fn publish(stack: &Stack, records: Vec<(String, Option<Avro>)>) {
         .await
         .unwrap();
     let producer = IdempotentProducer::new(&client_config()).unwrap();
-    for (key, value) in records {
+    for (key, value, headers) in records {
         let payload = match value {
             Some(v) => codec.encode(&writer, v).unwrap(),
             None => br#"{"Id":"not avro"}"#.to_vec(),
         };
-        producer
-            .send(&OutRecord::new(&topic).key(key).payload(payload))
-            .await
-            .unwrap();
+        let mut record = OutRecord::new(&topic).key(key).payload(payload);
+        for (name, value) in headers {
+            record.set_header(name, value);
+        }
+        producer.send(&record).await.unwrap();
     }
 }
 
@@ -228,6 +240,74 @@ fn header(m: &OwnedMessage, name: &str) -> Option<String> {
 }
 
 const HUMAN: &str = "com/salesforce/api/soap/62.0;client=SfdcInternalAPI/";
+
+/// In-process, `telemetry::init` never ran, so no spans are exported and the transformer
+/// forwards each record's trace context (`Tracing::Forward`): the command of a traced record
+/// continues its trace, an untraced record's command starts one, a dead letter keeps its record's.
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_carry_their_records_trace_context() {
+    const TRACED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let stack = Stack::new("xf-trace", 50).await;
+    let won = |id: &str, replay| {
+        change(
+            id,
+            "UPDATE",
+            HUMAN,
+            "Closed Won",
+            250_000.0,
+            "2026-12-15",
+            replay,
+        )
+    };
+    publish_with_headers(
+        &stack,
+        vec![
+            (
+                "006T".into(),
+                Some(won("006T", 1)),
+                vec![("traceparent", TRACED), ("tracestate", "vendor=1")],
+            ),
+            ("006U".into(), Some(won("006U", 2)), vec![]),
+            ("006V".into(), None, vec![("traceparent", TRACED)]),
+        ],
+    )
+    .await;
+    stack.run_until(3).await;
+
+    let commands = stack.commands().await;
+    let of = |id: &str| {
+        &commands
+            .iter()
+            .find(|(_, c)| c.source.id == id)
+            .unwrap_or_else(|| panic!("no command for {id}"))
+            .0
+    };
+    let values = |m: &OwnedMessage, name: &str| -> Vec<String> {
+        m.headers()
+            .map(|hs| {
+                hs.iter()
+                    .filter(|h| h.key == name)
+                    .map(|h| String::from_utf8_lossy(h.value.unwrap()).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let traced = of("006T");
+    assert_eq!(values(traced, "traceparent"), [TRACED]);
+    assert_eq!(values(traced, "tracestate"), ["vendor=1"]);
+    let untraced = values(of("006U"), "traceparent");
+    assert_eq!(untraced.len(), 1, "{untraced:?}");
+    let parts: Vec<&str> = untraced[0].split('-').collect();
+    assert_eq!(parts.len(), 4, "{untraced:?}");
+    assert_ne!(
+        parts[1], "0af7651916cd43dd8448eb211c80319c",
+        "a trace of its own"
+    );
+    assert_eq!(parts[3], "01", "sampled");
+    let letters = stack.dead_letters().await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(values(&letters[0], "traceparent"), [TRACED]);
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_become_commands_or_dead_letters_exactly_once_and_replay_gives_the_same_ids() {

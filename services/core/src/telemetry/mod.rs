@@ -11,7 +11,9 @@
 //!
 //! Spans are always built by an OpenTelemetry layer, even when nothing exports them: a service
 //! that does not export must still pass the trace context it receives on to the records it
-//! produces, or one Salesforce change would stop being one trace at that service. Export over
+//! produces, or one Salesforce change would stop being one trace at that service. (The
+//! transformer, which makes two spans per record, skips them when nothing exports and forwards
+//! each record's context instead: see [`spans_exported`].) Export over
 //! OTLP is switched on by the standard `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables; every other `OTEL_EXPORTER_OTLP_*` variable
 //! (protocol, headers, timeout, compression) is read by `opentelemetry-otlp` itself.
@@ -19,6 +21,8 @@
 pub mod events;
 pub mod messaging;
 pub mod propagation;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -37,7 +41,10 @@ pub use events::{
     TransactionAborted,
 };
 pub use messaging::{process_span, process_span_for_message, send_span};
-pub use propagation::{HeaderExtractor, HeaderInjector, extract_context, inject_current_context};
+pub use propagation::{
+    HeaderExtractor, HeaderInjector, extract_context, forwarded_trace_headers,
+    inject_current_context,
+};
 
 /// The shape of log lines. Defined with the configuration (`telemetry.log_format`), which is
 /// where users choose it; re-exported here because this is where it takes effect.
@@ -153,12 +160,23 @@ pub fn init(
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
 
+    SPANS_EXPORTED.store(exporting, Ordering::Relaxed);
     tracing::debug!(exporting, "telemetry initialised");
     Ok(TelemetryGuard {
         provider,
         exporting,
     })
 }
+
+/// Whether [`init`] set up span export in this process. A stage that records spans per record
+/// only for the trace's sake asks this: with nothing exporting them, passing each consumed
+/// record's context on ([`propagation::forwarded_trace_headers`]) keeps the trace whole for
+/// the stages that do export, at a fraction of the cost.
+pub fn spans_exported() -> bool {
+    SPANS_EXPORTED.load(Ordering::Relaxed)
+}
+
+static SPANS_EXPORTED: AtomicBool = AtomicBool::new(false);
 
 /// True when one of the standard endpoint variables is set (and not blank).
 fn otlp_endpoint_configured() -> bool {
@@ -212,6 +230,7 @@ mod tests {
 
         let guard = init("sfjira-core-test", LogFormat::Json, "error").expect("first init");
         assert_eq!(guard.exporting(), otlp_endpoint_configured());
+        assert_eq!(spans_exported(), guard.exporting());
         // Spans get real ids even with no exporter, so the context still passes through.
         let span = messaging::send_span("t", None);
         assert!(span.context().span().span_context().is_valid());

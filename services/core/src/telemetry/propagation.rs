@@ -14,7 +14,9 @@
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -35,6 +37,15 @@ impl HeaderInjector {
     /// Whether the propagator wrote anything (it writes nothing for an invalid span context).
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// The collected headers that carry a value (an empty `tracestate` is left out, as in
+    /// [`Self::apply`]).
+    pub fn values(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// `headers` with every collected key replaced: headers with those keys are dropped, the
@@ -121,6 +132,30 @@ pub fn inject_context<H: Headers + ?Sized>(cx: &Context, headers: &H) -> OwnedHe
     injector.apply(headers)
 }
 
+/// The trace headers a stage that records no spans of its own (nothing exports them) passes
+/// from a consumed record to what it produces: the record's own context, so the next stage's
+/// spans join the trace under the span that produced the record — not under spans of this stage
+/// that no backend ever receives. A record without a valid context gets a new sampled root, as a
+/// span of this stage would have started one, so its outputs still make one trace.
+pub fn forwarded_trace_headers<H: Headers + ?Sized>(headers: Option<&H>) -> HeaderInjector {
+    let consumed = headers.map(extract_context).unwrap_or_default();
+    let cx = if consumed.span().span_context().is_valid() {
+        consumed
+    } else {
+        let ids = RandomIdGenerator::default();
+        Context::new().with_remote_span_context(SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ))
+    };
+    let mut injector = HeaderInjector::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut injector);
+    injector
+}
+
 /// The trace context a record's headers carry, to be the parent of its `process <topic>` span.
 /// An empty context when the record has no (valid) `traceparent`.
 pub fn extract_context<H: Headers + ?Sized>(headers: &H) -> Context {
@@ -130,7 +165,7 @@ pub fn extract_context<H: Headers + ?Sized>(headers: &H) -> Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
     use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -248,5 +283,59 @@ mod tests {
         assert_eq!(ex.get("missing"), None);
         assert_eq!(ex.keys(), ["k", "k", "bin"]);
         assert!(!extract_context(&headers).span().span_context().is_valid());
+    }
+
+    fn forwarded(headers: Option<&OwnedHeaders>) -> Vec<(String, String)> {
+        forwarded_trace_headers(headers)
+            .values()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_consumed_context_is_forwarded_as_it_came() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "traceparent",
+                value: Some(parent),
+            })
+            .insert(Header {
+                key: "tracestate",
+                value: Some("vendor=abc"),
+            });
+        assert_eq!(
+            forwarded(Some(&headers)),
+            [
+                ("traceparent".to_owned(), parent.to_owned()),
+                ("tracestate".to_owned(), "vendor=abc".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_without_a_valid_context_starts_a_new_sampled_trace() {
+        let garbage = OwnedHeaders::new().insert(Header {
+            key: "traceparent",
+            value: Some("00-not-a-context-01"),
+        });
+        let mut trace_ids = Vec::new();
+        for headers in [None, Some(&garbage), Some(&OwnedHeaders::new())] {
+            let out = forwarded(headers);
+            assert_eq!(out.len(), 1, "only a traceparent: {out:?}");
+            let (key, value) = &out[0];
+            assert_eq!(key, "traceparent");
+            let injected = OwnedHeaders::new().insert(Header {
+                key: "traceparent",
+                value: Some(value),
+            });
+            let cx = extract_context(&injected);
+            let span = cx.span();
+            let sc = span.span_context();
+            assert!(sc.is_valid() && sc.is_sampled(), "{value}");
+            trace_ids.push(sc.trace_id());
+        }
+        trace_ids.dedup();
+        assert_eq!(trace_ids.len(), 3, "each record its own trace");
     }
 }

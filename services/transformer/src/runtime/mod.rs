@@ -31,6 +31,7 @@ use sfjira_core::telemetry::events::{RecordsReceived, TransactionAborted};
 
 use crate::events::{BatchCommitted, CommandProduced, RecordsCommitted};
 use crate::mapping::Mapping;
+pub use prepare::Tracing;
 use prepare::{Prepared, Preparer, Retryable};
 
 pub const STAGE: &str = "transformer";
@@ -108,6 +109,7 @@ impl Transformer {
         let sf_writer = codec.register(&sf_topic, command_schema()).await?;
         let preparer = Preparer {
             mapping: Arc::new(mapping),
+            tracing: Tracing::for_this_process(),
             codec,
             dlq: DlqRouter::new(STAGE, &cfg.kafka.topic_prefix, &cfg.service.instance_id),
             jira_commands: (jira_topic, jira_writer),

@@ -14,7 +14,9 @@ use sfjira_core::dlq::{Attempts, DlqRouter, FailedAt, FailedRecord};
 use sfjira_core::errors::StageError;
 use sfjira_core::kafka::{OffsetTracker, OutRecord};
 use sfjira_core::telemetry::messaging::{process_span_for_message, send_span};
-use sfjira_core::telemetry::propagation::inject_current_context;
+use sfjira_core::telemetry::propagation::{
+    HeaderInjector, forwarded_trace_headers, inject_current_context,
+};
 use tracing::Instrument;
 
 use crate::engine::{Outcome, RecordOutcome, SkipReason};
@@ -38,11 +40,58 @@ pub struct Prepared {
 /// Turns source records into output records. Shared, read-only state only.
 pub struct Preparer {
     pub mapping: Arc<Mapping>,
+    pub tracing: Tracing,
     pub codec: AvroCodec,
     pub dlq: DlqRouter,
     pub jira_commands: (String, Arc<WriterSchema>),
     pub salesforce_commands: (String, Arc<WriterSchema>),
     pub group_id: String,
+}
+
+/// How a record's trace context reaches the records made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracing {
+    /// Spans are exported: each record is processed in a `process` span, each output is sent in
+    /// a `send` span under it, and carries that span's context.
+    Spans,
+    /// Nothing exports this process's spans: each output carries its record's own context
+    /// (`telemetry::forwarded_trace_headers`). Two spans per record were an eighth of the
+    /// transformer's CPU, and unexported they only left the sink's spans under parents no
+    /// backend ever received.
+    Forward,
+}
+
+impl Tracing {
+    /// [`Tracing::Spans`] when `telemetry::init` set up an exporter.
+    pub fn for_this_process() -> Self {
+        if sfjira_core::telemetry::spans_exported() {
+            Tracing::Spans
+        } else {
+            Tracing::Forward
+        }
+    }
+}
+
+/// Where an output's trace headers come from.
+enum TraceLink {
+    /// A `send` span under the current `process` span.
+    SendSpan,
+    /// The consumed record's context, as [`Tracing::Forward`] passes it on.
+    Forward(HeaderInjector),
+}
+
+impl TraceLink {
+    fn apply(&self, mut record: OutRecord) -> OutRecord {
+        match self {
+            TraceLink::SendSpan => traced(record),
+            TraceLink::Forward(headers) => {
+                for (name, value) in headers.values() {
+                    record.set_header(name, value);
+                }
+                record
+            }
+        }
+    }
 }
 
 /// Something that will succeed if the batch is tried again (the registry unreachable).
@@ -122,8 +171,18 @@ impl Preparer {
             appended_ms: Vec::with_capacity(batch.len()),
         };
         for msg in &batch {
-            let span = process_span_for_message(msg, &self.group_id);
-            self.record(msg, &mut out).instrument(span).await?;
+            match self.tracing {
+                Tracing::Spans => {
+                    let span = process_span_for_message(msg, &self.group_id);
+                    self.record(msg, &TraceLink::SendSpan, &mut out)
+                        .instrument(span)
+                        .await?;
+                }
+                Tracing::Forward => {
+                    let link = TraceLink::Forward(forwarded_trace_headers(msg.headers()));
+                    self.record(msg, &link, &mut out).await?;
+                }
+            }
             out.offsets.record(msg);
             if let Some(ms) = msg.timestamp().to_millis() {
                 out.appended_ms.push(ms);
@@ -136,13 +195,18 @@ impl Preparer {
     }
 
     /// One record: its commands, or its dead letter.
-    async fn record(&self, msg: &OwnedMessage, out: &mut Prepared) -> Result<(), Retryable> {
+    async fn record(
+        &self,
+        msg: &OwnedMessage,
+        trace: &TraceLink,
+        out: &mut Prepared,
+    ) -> Result<(), Retryable> {
         let payload = msg.payload().unwrap_or_default();
         let decoded = match self.codec.decode(payload).await {
             Ok(d) => d,
             Err(err) if err.retryable() => return Err(Retryable(err.to_string())),
             Err(err) => {
-                self.dead_letter(msg, &err, FailedAt::ValueConverter, out);
+                self.dead_letter(msg, &err, FailedAt::ValueConverter, trace, out);
                 return Ok(());
             }
         };
@@ -150,7 +214,7 @@ impl Preparer {
         let record = match input::source_record(msg.topic(), key.as_deref(), decoded.value) {
             Ok(r) => r,
             Err(err) => {
-                self.dead_letter(msg, &err, FailedAt::Transformation, out);
+                self.dead_letter(msg, &err, FailedAt::Transformation, trace, out);
                 return Ok(());
             }
         };
@@ -162,7 +226,7 @@ impl Preparer {
                 for o in outcomes {
                     match o {
                         Outcome::Command(cmd) => {
-                            if let Err(e) = self.command(&cmd, &record.source, out) {
+                            if let Err(e) = self.command(&cmd, &record.source, trace, out) {
                                 first_error.get_or_insert(e);
                             }
                         }
@@ -179,7 +243,7 @@ impl Preparer {
                 // flows' commands are produced (a replay re-produces them with the same command
                 // ids, which the sinks recognise).
                 if let Some(err) = first_error {
-                    self.dead_letter(msg, &err, FailedAt::Transformation, out);
+                    self.dead_letter(msg, &err, FailedAt::Transformation, trace, out);
                 }
             }
         }
@@ -188,7 +252,13 @@ impl Preparer {
 
     /// A command that cannot be encoded is a defect (`SFJ-1005`), not something a retry fixes:
     /// its record is dead-lettered like any other failure.
-    fn command(&self, cmd: &Command, source: &str, out: &mut Prepared) -> Result<(), StageError> {
+    fn command(
+        &self,
+        cmd: &Command,
+        source: &str,
+        trace: &TraceLink,
+        out: &mut Prepared,
+    ) -> Result<(), StageError> {
         let (topic, writer) = match cmd.target.system {
             System::Jira => &self.jira_commands,
             System::Salesforce => &self.salesforce_commands,
@@ -199,19 +269,22 @@ impl Preparer {
             .payload(payload)
             .header("sfjira.command-id", cmd.command_id.clone())
             .header("sfjira.source", format!("{source},{}", cmd.source.id));
-        out.outputs.push(traced(record));
+        out.outputs.push(trace.apply(record));
         *out.produced.entry((topic.clone(), cmd.kind)).or_default() += 1;
         Ok(())
     }
 
-    fn dead_letter(&self, msg: &OwnedMessage, err: &StageError, at: FailedAt, out: &mut Prepared) {
+    fn dead_letter(
+        &self,
+        msg: &OwnedMessage,
+        err: &StageError,
+        at: FailedAt,
+        trace: &TraceLink,
+        out: &mut Prepared,
+    ) {
         let failed = FailedRecord::from_message(msg);
-        out.outputs.push(traced(self.dlq.dead_letter(
-            &failed,
-            err,
-            at,
-            Attempts::once(),
-        )));
+        let letter = self.dlq.dead_letter(&failed, err, at, Attempts::once());
+        out.outputs.push(trace.apply(letter));
     }
 }
 

@@ -8,7 +8,7 @@
 //! stays the one in `schemas/commands/Command.avsc`: the serializer walks it, so a field the
 //! views below do not match fails to encode rather than writing something else.
 
-use serde::ser::{SerializeMap, SerializeStruct};
+use serde::ser::{Error as _, SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
 use super::{Command, CommandKind, DeliveryMode, FieldValue, Owner, SourceRef, System, TargetRef};
@@ -35,7 +35,12 @@ impl Serialize for CommandWire<'_> {
         r.serialize_field("kind", &KindWire(c.kind))?;
         r.serialize_field("target", &TargetWire(&c.target))?;
         r.serialize_field("fields", &FieldsWire(&c.fields))?;
-        r.serialize_field("transition_to", &c.transition_to.as_ref().map(FieldWire))?;
+        let mut json = Vec::new();
+        let transition_to = match &c.transition_to {
+            Some(f) => Some(FieldWire::new(f, &mut json).map_err(S::Error::custom)?),
+            None => None,
+        };
+        r.serialize_field("transition_to", &transition_to)?;
         r.serialize_field("source", &SourceWire(&c.source))?;
         let interval = match c.delivery {
             DeliveryMode::Realtime => None,
@@ -109,20 +114,39 @@ struct FieldsWire<'a>(&'a std::collections::BTreeMap<String, FieldValue>);
 impl Serialize for FieldsWire<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
+        // One buffer for every field's JSON text, not a string each: writing the text was most
+        // of the command's encoding cost.
+        let mut json = Vec::with_capacity(256);
         for (name, value) in self.0 {
-            m.serialize_entry(name, &FieldWire(value))?;
+            m.serialize_entry(
+                name,
+                &FieldWire::new(value, &mut json).map_err(S::Error::custom)?,
+            )?;
         }
         m.end()
     }
 }
 
-struct FieldWire<'a>(&'a FieldValue);
+/// A field value with its JSON text (written into a buffer its caller reuses).
+struct FieldWire<'a> {
+    field: &'a FieldValue,
+    json: &'a str,
+}
+
+impl<'a> FieldWire<'a> {
+    fn new(field: &'a FieldValue, buffer: &'a mut Vec<u8>) -> Result<Self, String> {
+        buffer.clear();
+        serde_json::to_writer(&mut *buffer, &field.value).map_err(|e| e.to_string())?;
+        let json = std::str::from_utf8(buffer).map_err(|e| e.to_string())?;
+        Ok(FieldWire { field, json })
+    }
+}
 
 impl Serialize for FieldWire<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let f = self.0;
+        let f = self.field;
         let mut r = s.serialize_struct("FieldValue", 4)?;
-        r.serialize_field("value_json", &f.value.to_string())?;
+        r.serialize_field("value_json", self.json)?;
         r.serialize_field("owner", &OwnerWire(f.owner))?;
         r.serialize_field("changed", &f.changed)?;
         r.serialize_field("source_time", &f.source_time.timestamp_millis())?;

@@ -26,7 +26,6 @@ use sha2::{Digest, Sha256};
 use crate::command::{Command, CommandKind, DeliveryMode, FieldValue, SourceRef, TargetRef};
 use crate::mapping::{
     Delivery, EchoRules, Expr, FieldRule, Flow, Mapping, OnDelete, ScopeNeeds, System, ValueSource,
-    record_fields,
 };
 
 /// What became of one record.
@@ -409,11 +408,7 @@ impl Evaluator<'_, '_> {
                 (v.clone(), self.input_changed(std::slice::from_ref(name)))
             }
             ValueSource::Expr(e) => {
-                let reads = fields_read_by(&e.source);
-                // An expression over the event (`event.commit_time`) or with fields the scan
-                // cannot name (`record["Salesforce ID"]`) is new with every change it sees.
-                let opaque = e.source.contains("event.") || e.source.contains("record[");
-                let changed = opaque || self.input_changed(&reads);
+                let changed = e.opaque || self.input_changed(&e.reads);
                 (self.eval(e, &rule.target)?, changed)
             }
         };
@@ -474,10 +469,7 @@ impl Evaluator<'_, '_> {
     /// changed (a sink with a link writes nothing; without one it creates).
     fn may_have_entered(&self) -> bool {
         self.flow.when.as_ref().is_some_and(|w| {
-            w.source.contains("record[")
-                || fields_read_by(&w.source)
-                    .iter()
-                    .any(|f| self.record.changed(f))
+            w.source.contains("record[") || w.reads.iter().any(|f| self.record.changed(f))
         })
     }
 
@@ -534,11 +526,6 @@ pub fn command_id(flow: &str, source: &str, id: &str, version: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The `record.<Field>` names an expression mentions.
-fn fields_read_by(expr: &str) -> Vec<String> {
-    record_fields(expr).0
 }
 
 #[cfg(test)]

@@ -437,8 +437,11 @@ impl Compiler<'_> {
                     self.error_at(s.span(), path, format!("unknown variable {} in `{}`", unknown_vars.join(", "), s.as_str()), "read source fields as record.<Field>; event.type, event.actor, event.source are also available");
                     return None;
                 }
+                let source = s.to_string();
                 Some(Expr {
-                    source: s.to_string(),
+                    reads: super::record_fields(&source).0,
+                    opaque: source.contains("event.") || source.contains("record["),
+                    source,
                     program,
                     at,
                 })

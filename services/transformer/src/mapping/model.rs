@@ -51,6 +51,12 @@ impl fmt::Display for Endpoint {
 pub struct Expr {
     pub source: String,
     pub program: cel::Program,
+    /// The `record.<Field>` names it mentions, read off `source` once at load: the engine asks
+    /// per record whether the change touched them.
+    pub reads: Vec<String>,
+    /// It reads the event (`event.commit_time`) or fields the scan cannot name
+    /// (`record["Salesforce ID"]`), so every change it sees may change its value.
+    pub opaque: bool,
     /// Where it was written, for runtime errors: `file:line:column`.
     pub at: String,
 }

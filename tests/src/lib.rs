@@ -80,6 +80,26 @@ pub async fn create_topic(name: &str, partitions: i32) {
     }
 }
 
+/// Deletes topics a benchmark filled (hundreds of MB a run, which the dev broker would otherwise
+/// keep for its default 7 days). A topic already gone is fine; anything else is reported, not
+/// fatal: the figures are printed by then.
+pub async fn delete_topics(names: &[String]) {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    match admin().delete_topics(&names, &opts).await {
+        Ok(results) => {
+            for r in results {
+                if let Err((t, e)) = r
+                    && e != RDKafkaErrorCode::UnknownTopicOrPartition
+                {
+                    eprintln!("deleting topic {t}: {e}");
+                }
+            }
+        }
+        Err(e) => eprintln!("deleting topics {names:?}: {e}"),
+    }
+}
+
 /// A unique topic with `partitions` partitions, created.
 pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
     let name = unique(prefix);

@@ -178,7 +178,7 @@ async fn main() {
     let input = format!("{prefix}salesforce.cdc.Opportunity");
     let pass_in = format!("{prefix}passthrough.in");
     let pass_out = format!("{prefix}passthrough.out");
-    for t in [
+    let topics: Vec<String> = [
         "salesforce.cdc.Opportunity",
         "jira.issues",
         "jira.comments",
@@ -190,8 +190,12 @@ async fn main() {
         "passthrough.out",
         "eos.in",
         "eos.out",
-    ] {
-        create_topic(&format!("{prefix}{t}"), 2).await;
+    ]
+    .iter()
+    .map(|t| format!("{prefix}{t}"))
+    .collect();
+    for t in &topics {
+        create_topic(t, 2).await;
     }
     let registry = RegistryConfig {
         url: registry_url(),
@@ -352,4 +356,5 @@ async fn main() {
     );
     println!("{:<36} {:>9} of {}", "commands produced", produced, n + 1);
     let _ = std::fs::remove_dir_all(dir);
+    delete_topics(&topics).await;
 }

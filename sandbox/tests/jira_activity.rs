@@ -306,3 +306,74 @@ async fn worklogs_can_be_edited() {
         "worklog_updated"
     );
 }
+
+/// A deleted worklog's time goes back to the remaining estimate as `adjustEstimate` says
+/// (`auto` by default, `manual` with `increaseBy`, `new` with `newEstimate`, `leave`); a bad
+/// combination is a 400 that deletes nothing.
+#[tokio::test]
+async fn deleting_a_worklog_adjusts_the_remaining_estimate() {
+    let s = start().await;
+    let key = s.create_task("estimates").await;
+    let (status, body) = s
+        .put(
+            &format!("/rest/api/3/issue/{key}"),
+            json!({"fields": {"timetracking": {"originalEstimate": "4h", "remainingEstimate": "4h"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let path = format!("/rest/api/3/issue/{key}/worklog");
+    let remaining = || async {
+        let (_, issue) = s
+            .get(&format!("/rest/api/3/issue/{key}?fields=timetracking"))
+            .await;
+        issue["fields"]["timetracking"]["remainingEstimateSeconds"].as_i64()
+    };
+    let log_an_hour = || async {
+        let (status, w) = s
+            .post(
+                &path,
+                json!({"started": "2021-01-17T12:34:00.000+0000", "timeSpent": "1h"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{w}");
+        format!("{path}/{}", w["id"].as_str().unwrap())
+    };
+    let site = &s;
+    let delete = |url: String| async move { site.call(Method::DELETE, &url, None).await };
+
+    let one = log_an_hour().await;
+    assert_eq!(remaining().await, Some(3 * 3600));
+    let (status, _) = delete(one).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        remaining().await,
+        Some(4 * 3600),
+        "auto gives the hour back"
+    );
+
+    let one = log_an_hour().await;
+    let (status, body) = delete(format!("{one}?adjustEstimate=manual")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["errors"]["increaseBy"].is_string(), "{body}");
+    let (status, _) = s.get(&one).await;
+    assert_eq!(status, StatusCode::OK, "a refused delete deletes nothing");
+    let (status, body) = delete(format!("{one}?adjustEstimate=sometimes")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = delete(format!("{one}?adjustEstimate=manual&increaseBy=30m")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(remaining().await, Some(3 * 3600 + 1800));
+
+    let one = log_an_hour().await;
+    let (status, _) = delete(format!("{one}?adjustEstimate=new&newEstimate=2h")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(remaining().await, Some(2 * 3600));
+
+    let one = log_an_hour().await;
+    let (status, _) = delete(format!("{one}?adjustEstimate=leave")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        remaining().await,
+        Some(3600),
+        "the add took the hour; leave keeps it"
+    );
+}

@@ -141,15 +141,23 @@ pub async fn update(
     Ok(axum::Json(render::worklog(&site.catalog, &site.base_url, &worklog)).into_response())
 }
 
+/// Answers 204. `adjustEstimate` (`auto` by default), `newEstimate`, `increaseBy` say what becomes
+/// of the remaining estimate; a bad combination is a 400 and deletes nothing.
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((key, wid)): Path<(String, String)>,
+    params: Params,
 ) -> ApiResult<Response> {
     let id = issue_id(&state, &key)?;
     let wid = worklog_id(&wid)?;
+    let adjust = AdjustEstimate::from_delete_query(
+        params.get("adjustEstimate").map(String::as_str),
+        params.get("newEstimate").map(String::as_str),
+        params.get("increaseBy").map(String::as_str),
+    )?;
     state.write(&caller.account_id, |site, now| {
-        Ok(((), site.delete_worklog(id, wid, now)?))
+        Ok(((), site.delete_worklog(id, wid, adjust, now)?))
     })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -29,11 +29,48 @@ pub enum AdjustEstimate {
 }
 
 impl AdjustEstimate {
-    /// From the query parameters `adjustEstimate`, `newEstimate`, `reduceBy`.
+    /// From the query parameters `adjustEstimate`, `newEstimate`, `reduceBy` of an add or edit.
     pub fn from_query(
         adjust: Option<&str>,
         new_estimate: Option<&str>,
         reduce_by: Option<&str>,
+    ) -> ApiResult<Self> {
+        Self::parse(
+            adjust,
+            new_estimate,
+            reduce_by,
+            (
+                "reduceBy",
+                "You must supply a valid amount of time to reduce the estimate by.",
+            ),
+        )
+    }
+
+    /// From the query parameters of `DELETE /issue/{k}/worklog/{id}`: `adjustEstimate`,
+    /// `newEstimate`, and `increaseBy` for `manual` (a delete gives the time back).
+    /// https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-worklogs/#api-rest-api-3-issue-issueidorkey-worklog-id-delete
+    pub fn from_delete_query(
+        adjust: Option<&str>,
+        new_estimate: Option<&str>,
+        increase_by: Option<&str>,
+    ) -> ApiResult<Self> {
+        Self::parse(
+            adjust,
+            new_estimate,
+            increase_by,
+            (
+                "increaseBy",
+                "You must supply a valid amount of time to increase the estimate by.",
+            ),
+        )
+    }
+
+    /// `manual`: the name of the parameter that carries its amount, and the error without it.
+    fn parse(
+        adjust: Option<&str>,
+        new_estimate: Option<&str>,
+        manual_amount: Option<&str>,
+        (manual_param, manual_error): (&str, &str),
     ) -> ApiResult<Self> {
         match adjust.unwrap_or("auto") {
             "auto" => Ok(AdjustEstimate::Auto),
@@ -44,15 +81,10 @@ impl AdjustEstimate {
                 .ok_or_else(|| {
                     ApiError::field("newEstimate", "You must supply a valid new estimate.")
                 }), // [U]
-            "manual" => reduce_by
+            "manual" => manual_amount
                 .and_then(duration::parse)
                 .map(AdjustEstimate::Manual)
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "reduceBy",
-                        "You must supply a valid amount of time to reduce the estimate by.",
-                    )
-                }), // [U]
+                .ok_or_else(|| ApiError::field(manual_param, manual_error)), // [U]
             other => Err(ApiError::bad_request(format!(
                 "Illegal adjust estimate value '{other}'"
             ))), // [U]
@@ -281,11 +313,15 @@ impl Site {
         ))
     }
 
-    /// `DELETE /issue/{k}/worklog/{id}` (remembered for `GET /worklog/deleted`).
+    /// `DELETE /issue/{k}/worklog/{id}` (remembered for `GET /worklog/deleted`). The deleted
+    /// time goes back to the remaining estimate: `auto` adds the worklog's time spent, `manual`
+    /// the `increaseBy` amount. (Atlassian's page words `auto` as for an add, "reduces"; a
+    /// delete that reduced the estimate again would count the work twice. [U])
     pub fn delete_worklog(
         &mut self,
         issue_id: u64,
         worklog_id: u64,
+        adjust: AdjustEstimate,
         now: DateTime<Utc>,
     ) -> ApiResult<Vec<SiteEvent>> {
         let issue = self
@@ -304,6 +340,13 @@ impl Site {
                 )
             })?; // [U]
         let worklog = issue.worklogs.remove(pos);
+        let remaining = issue.remaining_estimate_seconds;
+        issue.remaining_estimate_seconds = match adjust {
+            AdjustEstimate::Auto => remaining.map(|r| r + worklog.time_spent_seconds),
+            AdjustEstimate::Leave => remaining,
+            AdjustEstimate::New(n) => Some(n),
+            AdjustEstimate::Manual(by) => Some(remaining.unwrap_or(0) + by),
+        };
         issue.updated = now;
         self.state.deleted_worklogs.push(DeletedWorklog {
             worklog_id,

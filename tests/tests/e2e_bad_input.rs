@@ -13,7 +13,7 @@
 //! | a change whose CloseDate is no representable date (epoch ms, or an Avro `date`) | transformer.dlq | SFJ-5004 |
 //! | a StageName missing from the mapping's value table | transformer.dlq | SFJ-5002 |
 //! | a summary longer than Jira's 255 characters | jira-sink.dlq (Jira's 400) | SFJ-8004 |
-//! | plain bytes on `jira.commands` / `salesforce.commands` | jira-sink.dlq / salesforce-sink.dlq | SFJ-8001 / SFJ-1001 |
+//! | plain bytes on `jira.commands` / `salesforce.commands` | jira-sink.dlq / salesforce-sink.dlq | SFJ-1001 / SFJ-1001 |
 //! | Avro of another schema on them | jira-sink.dlq / salesforce-sink.dlq | SFJ-8001 / SFJ-9001 |
 //! | a change of an entity no flow maps (Task) | skipped, counted `unmapped`, not dead-lettered | — |
 //! | a change event cut short on the Pub/Sub bus | salesforce-source.dlq (recovered by backfill) | SFJ-6001 |
@@ -341,11 +341,12 @@ async fn each_bad_input_is_rejected_or_dead_lettered_with_its_code_and_replays_a
     })
     .await
     .unwrap_or_else(|| panic!("jira-sink.dlq did not fill\n{}", d.all_logs()));
-    // jira-sink files everything that is not a command under its own SFJ-8001.
+    // Both sinks keep the codec's code for what is not Avro, their own for Avro that is not a
+    // command.
     assert_eq!(
         codes_by_key(&jira_sink),
         BTreeMap::from([
-            ("corpus-not-avro".to_string(), "SFJ-8001".to_string()),
+            ("corpus-not-avro".to_string(), "SFJ-1001".to_string()),
             ("corpus-wrong-schema".to_string(), "SFJ-8001".to_string()),
             (oversized_ref.clone(), "SFJ-8004".to_string()),
         ]),
@@ -368,8 +369,6 @@ async fn each_bad_input_is_rejected_or_dead_lettered_with_its_code_and_replays_a
     })
     .await
     .unwrap_or_else(|| panic!("salesforce-sink.dlq did not fill\n{}", d.all_logs()));
-    // salesforce-sink keeps the codec's code for what is not Avro, SFJ-9001 for Avro that is
-    // not a command.
     assert_eq!(
         codes_by_key(&salesforce_sink),
         BTreeMap::from([

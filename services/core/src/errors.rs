@@ -173,7 +173,7 @@ catalog! {
 
     // 8xxx: jira-sink (applying commands to Jira). Add codes above the salesforce-sink block.
     JiraCommandUndecodable = "SFJ-8001", User, retryable: false,
-        "a record of jira.commands is not a command (it does not decode with the registry schema)",
+        "a record of jira.commands is Avro but not a command (written with another schema, or missing what a command must carry)",
         fix: "the raw record is in jira-sink.dlq; check what else produces to jira.commands, then drop or fix it and replay";
     JiraCommandInvalid = "SFJ-8002", User, retryable: false,
         "a command cannot be applied to Jira as written (no project or issue type for a create, no attach_to for a comment, a Salesforce target)",
@@ -205,7 +205,7 @@ catalog! {
 
     // 9xxx: salesforce-sink (applying commands to Salesforce). Add codes above the closing brace.
     SalesforceCommandUndecodable = "SFJ-9001", User, retryable: false,
-        "a record of salesforce.commands is not a command (it does not decode with the registry schema)",
+        "a record of salesforce.commands is Avro but not a command (written with another schema, or missing what a command must carry)",
         fix: "the raw record is in salesforce-sink.dlq; check what else produces to salesforce.commands, then drop or fix it and replay";
     SalesforceCommandUnsupported = "SFJ-9002", User, retryable: false,
         "the command cannot be applied to Salesforce (a kind Salesforce has no use for, or no link and no external id to upsert by)",

@@ -197,12 +197,10 @@ impl Runtime {
         let value = match self.codec.decode(msg.payload().unwrap_or_default()).await {
             Ok(d) => d.value,
             Err(e) if e.retryable() => return Err(e),
+            // Not Avro, an unknown schema id, a body cut short: the codec's own code (SFJ-100x)
+            // says what is wrong and how to fix it, as in every other stage.
             Err(e) => {
-                dead(
-                    out,
-                    StageError::new(ErrorCode::JiraCommandUndecodable, e.to_string()),
-                    FailedAt::ValueConverter,
-                );
+                dead(out, e, FailedAt::ValueConverter);
                 return Ok(None);
             }
         };

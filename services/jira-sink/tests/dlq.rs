@@ -105,7 +105,10 @@ async fn bad_commands_are_dead_lettered_with_their_codes_and_good_ones_applied()
             .get(code)
             .is_some_and(|ks| ks.iter().any(|k| k == key))
     };
-    assert!(has("SFJ-8001", "garbage"), "{codes:?}");
+    assert!(
+        has("SFJ-1001", "garbage"),
+        "not Avro: the codec's code; {codes:?}"
+    );
     assert!(has("SFJ-8002", &no_project), "{codes:?}");
     assert!(has("SFJ-8003", &unknown_field), "{codes:?}");
     assert!(has("SFJ-8004", &rejected), "{codes:?}");

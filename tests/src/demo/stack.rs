@@ -334,9 +334,16 @@ impl Deployment {
 }
 
 impl Drop for Deployment {
+    /// Stops every service; its folder (config and one log per service) is removed unless the
+    /// test is failing, in which case the logs are kept and their place printed.
     fn drop(&mut self) {
         for (_, child) in &mut self.children {
             let _ = child.start_kill();
+        }
+        if std::thread::panicking() {
+            eprintln!("the deployment's logs are kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

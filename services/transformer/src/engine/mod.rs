@@ -18,6 +18,7 @@ pub use convert::adf;
 pub use record::{EventType, SourceRecord};
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde_json::Value;
 use sfjira_core::errors::{ErrorCode, StageError};
@@ -524,8 +525,10 @@ pub fn command_id(flow: &str, source: &str, id: &str, version: &str) -> String {
     }
     h.finalize()[..16]
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::with_capacity(32), |mut id, b| {
+            let _ = write!(id, "{b:02x}"); // writing to a String cannot fail
+            id
+        })
 }
 
 #[cfg(test)]

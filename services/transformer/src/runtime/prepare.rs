@@ -187,9 +187,13 @@ impl Preparer {
             if let Some(ms) = msg.timestamp().to_millis() {
                 out.appended_ms.push(ms);
             }
-            let entry = out.received.entry(msg.topic().to_string()).or_default();
-            entry.0 += 1;
-            entry.1 += msg.payload().map_or(0, <[u8]>::len) as u64;
+            let bytes = msg.payload().map_or(0, <[u8]>::len) as u64;
+            match out.received.get_mut(msg.topic()) {
+                Some(seen) => *seen = (seen.0 + 1, seen.1 + bytes),
+                None => {
+                    out.received.insert(msg.topic().to_string(), (1, bytes));
+                }
+            }
         }
         Ok(out)
     }

@@ -84,9 +84,14 @@ pub async fn create_topic(name: &str, partitions: i32) {
 /// keep for its default 7 days). A topic already gone is fine; anything else is reported, not
 /// fatal: the figures are printed by then.
 pub async fn delete_topics(names: &[String]) {
+    delete_topics_on(&admin(), names).await;
+}
+
+/// [`delete_topics`] through `admin` (another broker than the shared one).
+pub async fn delete_topics_on(admin: &AdminClient<DefaultClientContext>, names: &[String]) {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    match admin().delete_topics(&names, &opts).await {
+    match admin.delete_topics(&names, &opts).await {
         Ok(results) => {
             for r in results {
                 if let Err((t, e)) = r

@@ -295,13 +295,15 @@ async fn main() {
         .expect("the sandbox org starts");
     let base = org.http.base_url.clone();
     let prefix = format!("{}.", unique("bench-sfsrc"));
-    for (t, p) in [
+    let topics = [
         ("salesforce.cdc.Account", 3),
         ("sfjira.checkpoints", 1),
         ("salesforce-source.dlq", 1),
         ("bench.baseline", 3),
-    ] {
-        create_topic(&format!("{prefix}{t}"), p).await;
+    ]
+    .map(|(t, p)| (format!("{prefix}{t}"), p));
+    for (t, p) in &topics {
+        create_topic(t, *p).await;
     }
     let dir = std::env::temp_dir().join(unique("bench-sfsrc"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -412,4 +414,5 @@ salesforce_source:
         "  source process: peak RSS (VmHWM) {peak:.1} MB; CPU {cpu:.1} s for {} events",
         steady.events + burst_fig.events
     );
+    delete_topics(&topics.map(|(t, _)| t)).await;
 }

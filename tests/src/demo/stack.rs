@@ -345,7 +345,51 @@ impl Drop for Deployment {
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+        delete_deployment_topics(&self.bootstrap, &self.topic_prefix);
     }
+}
+
+/// Deletes the topics under `prefix` (every topic the deployment made). Drop cannot await, and
+/// it may run inside a runtime, so the admin calls run on a thread of their own; failures are
+/// reported, not fatal.
+fn delete_deployment_topics(bootstrap: &str, prefix: &str) {
+    let (bootstrap, prefix) = (bootstrap.to_string(), prefix.to_string());
+    let deleting = std::thread::spawn(move || {
+        let admin: rdkafka::admin::AdminClient<_> = match rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+        {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("deleting the deployment's topics: {e}");
+                return;
+            }
+        };
+        let topics: Vec<String> = match admin.inner().fetch_metadata(None, Duration::from_secs(10))
+        {
+            Ok(md) => md
+                .topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .filter(|t| t.starts_with(&prefix))
+                .collect(),
+            Err(e) => {
+                eprintln!("listing the deployment's topics: {e}");
+                return;
+            }
+        };
+        if topics.is_empty() {
+            return;
+        }
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(crate::delete_topics_on(&admin, &topics)),
+            Err(e) => eprintln!("deleting the deployment's topics: {e}"),
+        }
+    });
+    let _ = deleting.join();
 }
 
 struct DeploymentPorts {

@@ -34,8 +34,19 @@ impl Sink {
         })
     }
 
-    /// The issue a comment or worklog belongs to, waiting (bounded) for its link.
-    pub async fn wait_issue(&self, reference: &str) -> Result<(String, String), StageError> {
+    /// The issue of `cmd.target.attach_to` (`what` names the command in the error when it has
+    /// none), waiting (bounded) for its link.
+    async fn issue_attached_to(
+        &self,
+        cmd: &Command,
+        what: &str,
+    ) -> Result<(String, String), StageError> {
+        let Some(reference) = cmd.target.attach_to.as_deref() else {
+            return Err(invalid(
+                ErrorCode::JiraCommandInvalid,
+                format!("{what} needs target.attach_to (the issue it is on)"),
+            ));
+        };
         if let Some(found) = self.attached_issue(reference) {
             return Ok(found);
         }
@@ -67,14 +78,10 @@ impl Sink {
     async fn attached(&self, out: &mut Outcome, w: &Work, kind: &'static str) {
         let started = now_ms();
         let cmd = &w.cmd;
-        let Some(attach_to) = cmd.target.attach_to.as_deref() else {
-            let e = invalid(
-                ErrorCode::JiraCommandInvalid,
-                format!("a {kind} command needs target.attach_to"),
-            );
-            return self.fail(out, w, kind, &e, started);
-        };
-        let (id, key) = match self.wait_issue(attach_to).await {
+        let (id, key) = match self
+            .issue_attached_to(cmd, &format!("a {kind} command"))
+            .await
+        {
             Ok(found) => found,
             Err(e) => return self.fail(out, w, kind, &e, started),
         };
@@ -185,14 +192,10 @@ impl Sink {
             _ => ("worklog", "delete_worklog", "?adjustEstimate=auto"),
         };
         let reference = &cmd.target.external_ref;
-        let Some(attach_to) = cmd.target.attach_to.as_deref() else {
-            let e = invalid(
-                ErrorCode::JiraCommandInvalid,
-                format!("a DELETE of a {kind} needs target.attach_to (the issue it is on)"),
-            );
-            return self.fail(out, w, operation, &e, started);
-        };
-        let (issue, key) = match self.wait_issue(attach_to).await {
+        let (issue, key) = match self
+            .issue_attached_to(cmd, &format!("a DELETE of a {kind}"))
+            .await
+        {
             Ok(found) => found,
             Err(e) => return self.fail(out, w, operation, &e, started),
         };

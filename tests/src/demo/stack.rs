@@ -334,18 +334,23 @@ impl Deployment {
 }
 
 impl Drop for Deployment {
-    /// Stops every service; its folder (config and one log per service) is removed unless the
-    /// test is failing, in which case the logs are kept and their place printed.
+    /// Stops every service; its folder (config and one log per service) and its topics are
+    /// removed unless the test is failing, in which case both are kept for the post-mortem and
+    /// their places printed.
     fn drop(&mut self) {
         for (_, child) in &mut self.children {
             let _ = child.start_kill();
         }
         if std::thread::panicking() {
-            eprintln!("the deployment's logs are kept in {}", self.dir.display());
+            eprintln!(
+                "the deployment's logs are kept in {}, its topics under {}",
+                self.dir.display(),
+                self.topic_prefix
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
+            delete_deployment_topics(&self.bootstrap, &self.topic_prefix);
         }
-        delete_deployment_topics(&self.bootstrap, &self.topic_prefix);
     }
 }
 

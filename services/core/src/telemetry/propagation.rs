@@ -67,7 +67,7 @@ impl HeaderInjector {
                 value: h.value,
             });
         }
-        for (key, value) in self.values.iter().filter(|(_, v)| !v.is_empty()) {
+        for (key, value) in self.values() {
             out = out.insert(Header {
                 key,
                 value: Some(value),

@@ -6,23 +6,21 @@
 //!   bitmaps), `replay_id`, then the entity's fields;
 //! - Jira events (`jira.issues`, `jira.comments`, `jira.worklogs`): `schemas/jira/*.avsc`.
 //!
-//! Avro dates and timestamps become ISO 8601 strings so mappings see the same values a person
-//! would (`2026-12-15`, `2026-11-27T10:00:00.000Z`).
+//! The record arrives as JSON (`sfjira_core::avro::json`: Avro dates and timestamps already
+//! ISO 8601 strings, so mappings see the same values a person would).
 
-use apache_avro::types::Value as Avro;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 use sfjira_core::errors::{ErrorCode, StageError};
 
 use crate::engine::{EventType, SourceRecord};
 
-/// Reads a decoded record of `topic` (with Kafka key `key`).
+/// Reads a decoded record of `topic` (with Kafka key `key`), as JSON.
 pub fn source_record(
     topic: &str,
     key: Option<&str>,
-    value: Avro,
+    json: Value,
 ) -> Result<SourceRecord, StageError> {
-    let json = to_json(value);
     let Value::Object(obj) = json else {
         return Err(invalid(topic, "the value is not a record".into()));
     };
@@ -283,61 +281,12 @@ fn jira_child(
     })
 }
 
-/// Avro to JSON, with dates as `YYYY-MM-DD` and timestamps as RFC 3339 (UTC, milliseconds).
-pub fn to_json(v: Avro) -> Value {
-    let ts = |ms: i64| {
-        DateTime::from_timestamp_millis(ms)
-            .map(|t| json!(t.to_rfc3339_opts(SecondsFormat::Millis, true)))
-            .unwrap_or(json!(ms))
-    };
-    match v {
-        // A day no calendar has stays text that no date conversion accepts (SFJ-5004), never
-        // a bare number: `type: date` would read that as epoch milliseconds (1970-01-02).
-        Avro::Date(days) => days
-            .checked_add(719_163)
-            .and_then(NaiveDate::from_num_days_from_ce_opt)
-            .map(|d| json!(d.format("%Y-%m-%d").to_string()))
-            .unwrap_or_else(|| json!(format!("day {days} after 1970-01-01 (out of range)"))),
-        Avro::TimestampMillis(ms) | Avro::LocalTimestampMillis(ms) => ts(ms),
-        Avro::TimestampMicros(us) | Avro::LocalTimestampMicros(us) => ts(us / 1000),
-        Avro::Union(_, inner) => to_json(*inner),
-        Avro::Record(fields) => {
-            Value::Object(fields.into_iter().map(|(k, v)| (k, to_json(v))).collect())
-        }
-        Avro::Map(m) => Value::Object(m.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
-        Avro::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        other => Value::try_from(other).unwrap_or(Value::Null),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_and_timestamps_read_as_iso() {
-        assert_eq!(to_json(Avro::Date(20_784)), json!("2026-11-27"));
-        assert_eq!(
-            to_json(Avro::TimestampMillis(1_795_780_800_123)),
-            json!("2026-11-27T12:00:00.123Z")
-        );
-        assert_eq!(
-            to_json(Avro::Union(1, Box::new(Avro::String("x".into())))),
-            json!("x")
-        );
-    }
-
-    #[test]
-    fn a_date_no_calendar_has_does_not_convert() {
-        for days in [100_000_000, i32::MAX] {
-            // Text, not a number an epoch-milliseconds reading would turn into 1970-01-02.
-            let v = to_json(Avro::Date(days));
-            assert!(
-                v.as_str().is_some_and(|s| s.contains("out of range")),
-                "{v}"
-            );
-        }
-    }
+    use apache_avro::types::Value as Avro;
+    use serde_json::json;
+    use sfjira_core::avro::json::to_json;
 
     #[test]
     fn a_salesforce_change_record() {
@@ -376,7 +325,7 @@ mod tests {
                 Avro::Union(1, Box::new(Avro::Date(20_802))),
             ),
         ]);
-        let r = source_record("salesforce.cdc.Opportunity", Some("006A"), value).unwrap();
+        let r = source_record("salesforce.cdc.Opportunity", Some("006A"), to_json(value)).unwrap();
         assert_eq!(
             (
                 r.source.as_str(),

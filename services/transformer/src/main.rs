@@ -15,6 +15,13 @@ use sfjira_core::kafka::client_config;
 use sfjira_transformer::mapping::Mapping;
 use sfjira_transformer::runtime::Transformer;
 
+/// Mapping a record allocates and frees dozens of small values (its fields, the expression
+/// scope, the command's JSON); with glibc's allocator that was a quarter of the transformer's
+/// CPU (perf during `make bench`). mimalloc's thread-local free lists do the same work in far
+/// less: 24 → 18 µs of CPU per record, same bench, same box.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sfjira-transformer",

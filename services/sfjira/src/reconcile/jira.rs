@@ -177,8 +177,12 @@ impl Jira {
             changelog: None,
         };
         let event = issue_event(issue, &change, &self.names).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let record = source_record("jira.issues", Some(&event.issue_id), event.value)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let record = source_record(
+            "jira.issues",
+            Some(&event.issue_id),
+            sfjira_core::avro::json::to_json(event.value),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Side {
             record,
             modified: DateTime::<Utc>::from_timestamp_millis(updated).unwrap_or_default(),

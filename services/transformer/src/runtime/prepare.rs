@@ -206,7 +206,7 @@ impl Preparer {
         out: &mut Prepared,
     ) -> Result<(), Retryable> {
         let payload = msg.payload().unwrap_or_default();
-        let decoded = match self.codec.decode(payload).await {
+        let decoded = match self.codec.decode_json(payload).await {
             Ok(d) => d,
             Err(err) if err.retryable() => return Err(Retryable(err.to_string())),
             Err(err) => {

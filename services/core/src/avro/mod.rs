@@ -34,6 +34,9 @@ use serde::Deserialize;
 use crate::config::RegistryConfig;
 use crate::errors::{ErrorCode, StageError};
 
+pub mod json;
+use json::{JsonReader, ReadError};
+
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 /// A schema registered under a subject: what a writer needs to encode without the registry.
@@ -45,6 +48,9 @@ pub struct WriterSchema {
     /// a record, so it is done once per schema, not per record. It needs a `'static` schema:
     /// a copy is leaked, once per registered schema version (a handful per process).
     resolved: OnceLock<GenericDatumWriter<'static>>,
+    /// The schema's Parsing Canonical Form, built on first use (writers of a fixed layout
+    /// check their schema against it once per record).
+    canonical: OnceLock<String>,
 }
 
 impl WriterSchema {
@@ -54,7 +60,14 @@ impl WriterSchema {
             id,
             schema,
             resolved: OnceLock::new(),
+            canonical: OnceLock::new(),
         }
+    }
+
+    /// The schema's Parsing Canonical Form (Avro spec): equal for schemas that write the same
+    /// bytes, whatever their docs, defaults or key order.
+    pub fn canonical_form(&self) -> &str {
+        self.canonical.get_or_init(|| self.schema.canonical_form())
     }
 
     fn writer(&self) -> Result<&GenericDatumWriter<'static>, apache_avro::Error> {
@@ -102,6 +115,17 @@ pub struct AvroCodec {
 struct SchemaReader {
     reader: GenericDatumReader<'static>,
     name: Option<String>,
+    /// Reads bodies straight into JSON, when the schema's types allow ([`json`]).
+    json: Option<JsonReader>,
+}
+
+/// A decoded record as JSON ([`json`]: dates and timestamps as ISO text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedJson {
+    pub schema_id: u32,
+    /// The writer's record name (`namespace.Name`), when the schema is a named type.
+    pub name: Option<String>,
+    pub value: serde_json::Value,
 }
 
 impl AvroCodec {
@@ -175,23 +199,7 @@ impl AvroCodec {
     /// Decodes a Confluent-framed Avro value, fetching its writer schema once per id.
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, StageError> {
         let schema_id = confluent_schema_id(bytes)?;
-        let cached = self
-            .readers
-            .lock()
-            .expect("reader cache")
-            .get(&schema_id)
-            .cloned();
-        let reader = match cached {
-            Some(r) => r,
-            None => self.fetch_reader(schema_id).await?,
-        };
-        let undecodable = |e: String| {
-            StageError::new(
-                ErrorCode::AvroBodyInvalid,
-                format!("the body does not decode with schema {schema_id}: {e}"),
-            )
-        };
-        let Some(r) = reader else {
+        let Some(r) = self.reader(schema_id).await? else {
             // The converter's decoder, without the check for a body cut short.
             return match self.decoder.decode(Some(bytes)).await {
                 Ok(d) => Ok(Decoded {
@@ -199,31 +207,58 @@ impl AvroCodec {
                     name: d.name.map(|n| n.fullname(None)),
                     value: d.value,
                 }),
-                Err(e) => Err(undecodable(e.to_string())),
+                Err(e) => Err(undecodable(schema_id, e.to_string())),
             };
         };
         let mut body = EndWatch::new(&bytes[5..]);
         let value = r
             .reader
             .read_value(&mut body)
-            .map_err(|e| undecodable(e.to_string()))?;
+            .map_err(|e| undecodable(schema_id, e.to_string()))?;
         if body.hit_end {
-            return Err(undecodable(format!(
-                "the body ends before the record does ({} bytes): cut short",
-                bytes.len() - 5
-            )));
+            return Err(cut_short(schema_id, bytes));
         }
-        if body.left() > 0 {
-            return Err(undecodable(format!(
-                "{} bytes are left after the record: not a record of this schema",
-                body.left()
-            )));
-        }
+        whole_body_read(schema_id, body.left())?;
         Ok(Decoded {
             schema_id,
             name: r.name.clone(),
             value,
         })
+    }
+
+    /// [`Self::decode`] into JSON ([`json::to_json`]'s shape), read straight from the body when
+    /// the schema allows: the same value and the same errors, without the value tree.
+    pub async fn decode_json(&self, bytes: &[u8]) -> Result<DecodedJson, StageError> {
+        let schema_id = confluent_schema_id(bytes)?;
+        let reader = self.reader(schema_id).await?;
+        let Some((r, json)) = reader.as_ref().and_then(|r| Some((r, r.json.as_ref()?))) else {
+            let d = self.decode(bytes).await?;
+            return Ok(DecodedJson {
+                schema_id,
+                name: d.name,
+                value: json::to_json(d.value),
+            });
+        };
+        let mut body = &bytes[5..];
+        let value = json.read(&mut body).map_err(|e| match e {
+            ReadError::CutShort => cut_short(schema_id, bytes),
+            ReadError::Invalid(why) => undecodable(schema_id, why),
+        })?;
+        whole_body_read(schema_id, body.len())?;
+        Ok(DecodedJson {
+            schema_id,
+            name: r.name.clone(),
+            value,
+        })
+    }
+
+    /// Schema `id`'s reader, fetched on first use.
+    async fn reader(&self, id: u32) -> Result<Option<Arc<SchemaReader>>, StageError> {
+        let cached = self.readers.lock().expect("reader cache").get(&id).cloned();
+        match cached {
+            Some(r) => Ok(r),
+            None => self.fetch_reader(id).await,
+        }
     }
 
     /// Fetches schema `id` (once: the decoder caches it) and caches its reader. Registry
@@ -258,7 +293,10 @@ impl AvroCodec {
         let reader = GenericDatumReader::builder(leaked)
             .build()
             .ok()
-            .map(|reader| Arc::new(SchemaReader { reader, name }));
+            .map(|reader| {
+                let json = JsonReader::for_schema(leaked);
+                Arc::new(SchemaReader { reader, name, json })
+            });
         self.readers
             .lock()
             .expect("reader cache")
@@ -380,6 +418,34 @@ impl std::io::Read for EndWatch<'_> {
     }
 }
 
+fn undecodable(schema_id: u32, why: String) -> StageError {
+    StageError::new(
+        ErrorCode::AvroBodyInvalid,
+        format!("the body does not decode with schema {schema_id}: {why}"),
+    )
+}
+
+fn cut_short(schema_id: u32, framed: &[u8]) -> StageError {
+    undecodable(
+        schema_id,
+        format!(
+            "the body ends before the record does ({} bytes): cut short",
+            framed.len() - 5
+        ),
+    )
+}
+
+/// Bytes after the record mean it was written with another schema.
+fn whole_body_read(schema_id: u32, left: usize) -> Result<(), StageError> {
+    if left > 0 {
+        return Err(undecodable(
+            schema_id,
+            format!("{left} bytes are left after the record: not a record of this schema"),
+        ));
+    }
+    Ok(())
+}
+
 /// `value` in the Confluent wire format: magic byte, schema id, Avro body.
 pub fn encode_framed(writer: &WriterSchema, value: Value) -> Result<Vec<u8>, StageError> {
     let encoding_error = |e: apache_avro::Error| {
@@ -400,32 +466,6 @@ pub fn encode_framed(writer: &WriterSchema, value: Value) -> Result<Vec<u8>, Sta
         .writer()
         .and_then(|w| w.write_value(&mut out, value))
         .map_err(encoding_error)?;
-    Ok(out)
-}
-
-/// `value` in the Confluent wire format, serialized through serde straight into the schema's
-/// Avro encoding (no [`Value`] tree in between, as for [`crate::command::wire`]): the faster
-/// path for a type whose serde view follows the schema field for field.
-pub fn encode_framed_ser<T: serde::Serialize>(
-    writer: &WriterSchema,
-    value: &T,
-) -> Result<Vec<u8>, StageError> {
-    let mut out = Vec::with_capacity(256);
-    out.push(0);
-    out.extend_from_slice(&writer.id.to_be_bytes());
-    writer
-        .writer()
-        .and_then(|w| w.write_ser(&mut out, value))
-        .map_err(|e| {
-            StageError::caused_by(
-                ErrorCode::RecordDoesNotMatchSchema,
-                format!(
-                    "encoding a record with schema {} of {}",
-                    writer.id, writer.subject
-                ),
-                e,
-            )
-        })?;
     Ok(out)
 }
 

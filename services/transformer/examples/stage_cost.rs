@@ -1,6 +1,8 @@
 //! Times each stage of the transformer's hot path on one ~1 KB record (needs the registry from
 //! `make infra-up`): `cargo run --release -p sfjira-transformer --example stage_cost`. The
 //! throughput benchmark (`make bench`) says how fast; this says where the time goes.
+//! `SFJIRA_STAGE_N` sets the repetitions per stage (default 5 000; 100 000 gives `perf record`
+//! enough samples).
 
 use apache_avro::Schema;
 use apache_avro::types::Value as Avro;
@@ -34,7 +36,10 @@ async fn main() {
         .unwrap();
     let m = Mapping::load(std::path::Path::new("../../config/mapping.yaml")).unwrap();
     let bytes = codec.encode(&w, record(1)).unwrap();
-    let n = 5000;
+    let n: usize = std::env::var("SFJIRA_STAGE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(codec.decode(&bytes).await.unwrap());

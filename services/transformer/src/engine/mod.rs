@@ -13,10 +13,14 @@
 
 mod convert;
 mod record;
+mod scope;
 
 pub use convert::adf;
 pub use record::{EventType, SourceRecord};
+pub(crate) use scope::CHANGED_VAR;
+use scope::{ROOT_CONTEXT, record_scope};
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -26,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandKind, DeliveryMode, FieldValue, SourceRef, TargetRef};
 use crate::mapping::{
-    Delivery, EchoRules, Expr, FieldRule, Flow, Mapping, OnDelete, ScopeNeeds, System, ValueSource,
+    Delivery, EchoRules, Expr, FieldRule, Flow, Mapping, OnDelete, System, ValueSource,
 };
 
 /// What became of one record.
@@ -87,20 +91,7 @@ impl Mapping {
             [] => unreachable!("checked above"),
         };
         ROOT_CONTEXT.with(|root| {
-            let scope = match record_scope(root, record, needs) {
-                Ok(scope) => scope,
-                Err(error) => {
-                    return RecordOutcome::Flows(
-                        flows
-                            .iter()
-                            .map(|f| Outcome::Failed {
-                                flow: f.name.clone(),
-                                error: error.clone_for(&f.name),
-                            })
-                            .collect(),
-                    );
-                }
-            };
+            let scope = record_scope(root, record, needs);
             RecordOutcome::Flows(
                 flows
                     .into_iter()
@@ -109,93 +100,6 @@ impl Mapping {
             )
         })
     }
-}
-
-thread_local! {
-    /// CEL's standard library, built once per thread: building a context
-    /// costs more than evaluating a whole mapping, so each record only adds a child scope.
-    static ROOT_CONTEXT: cel::Context<'static, 'static> = root_context();
-}
-
-/// Name of the variable `changed("X")` reads (the compiler rewrites each call to
-/// `("X" in __sfjira_changed)`): the record's changed fields and the compound fields they
-/// belong to, as a map from name to true.
-pub(crate) const CHANGED_VAR: &str = "__sfjira_changed";
-
-fn root_context() -> cel::Context<'static, 'static> {
-    cel::Context::default()
-}
-
-/// The per-record variables: `record`, `event` and what `changed()` reads — as much of each
-/// as the flows' expressions read (`needs`): converting values into CEL costs more than
-/// evaluating the expressions.
-fn record_scope<'r>(
-    root: &'r cel::Context<'static, 'static>,
-    record: &SourceRecord,
-    needs: &ScopeNeeds,
-) -> Result<cel::Context<'r, 'static>, StageError> {
-    let fail = |e: String| {
-        StageError::new(
-            ErrorCode::MappingExpressionFailed,
-            format!("record {}: {e}", record.id),
-        )
-    };
-    let mut scope = root.new_inner_scope();
-    let fields = if needs.whole_record {
-        record.fields.clone()
-    } else {
-        // A field the record lacks stays absent, so reading it fails as before.
-        needs
-            .fields
-            .iter()
-            .filter_map(|f| Some((f.clone(), record.fields.get(f)?.clone())))
-            .collect()
-    };
-    scope
-        .add_variable("record", Value::Object(fields))
-        .map_err(|e| fail(e.to_string()))?;
-    if needs.event {
-        add_event(&mut scope, record).map_err(fail)?;
-    }
-    if needs.changed {
-        add_changed(&mut scope, record).map_err(fail)?;
-    }
-    Ok(scope)
-}
-
-fn add_event(scope: &mut cel::Context<'_, 'static>, record: &SourceRecord) -> Result<(), String> {
-    let event = serde_json::json!({
-        "type": record.event,
-        "source": record.source,
-        "id": record.id,
-        "key": record.key,
-        "actor": record.actor,
-        "commit_time": record.commit_time.to_rfc3339(),
-    });
-    scope
-        .add_variable("event", event)
-        .map_err(|e| e.to_string())
-}
-
-fn add_changed(scope: &mut cel::Context<'_, 'static>, record: &SourceRecord) -> Result<(), String> {
-    let changed: serde_json::Map<String, Value> = match record.event {
-        EventType::Create | EventType::Undelete => record
-            .fields
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, _)| (k.clone(), Value::Bool(true)))
-            .collect(),
-        EventType::Update | EventType::Delete => record
-            .changed
-            .iter()
-            .chain(&record.nulled)
-            .flat_map(|f| [f.clone(), f.split('.').next().unwrap_or(f).to_string()])
-            .map(|f| (f, Value::Bool(true)))
-            .collect(),
-    };
-    scope
-        .add_variable(CHANGED_VAR, Value::Object(changed))
-        .map_err(|e| e.to_string())
 }
 
 fn is_echo(rules: &EchoRules, r: &SourceRecord) -> bool {
@@ -396,9 +300,11 @@ impl Evaluator<'_, '_> {
     /// The value of one field rule: None when the record has no value for it (unchanged in a
     /// partial update, or empty on a create).
     fn field(&self, rule: &FieldRule) -> Result<Option<FieldValue>, StageError> {
-        let (raw, changed) = match &rule.source {
+        // Borrowed from the record where the value is a field of it: a long text is copied
+        // once, into the command, not once per step.
+        let (raw, changed): (Cow<'_, Value>, bool) = match &rule.source {
             ValueSource::Const(c) => (
-                Value::String(c.clone()),
+                Cow::Owned(Value::String(c.clone())),
                 self.record.event != EventType::Update,
             ),
             ValueSource::Field(name) => {
@@ -406,20 +312,23 @@ impl Evaluator<'_, '_> {
                     let msg = format!("the record has no field {name} (rule at {})", rule.at);
                     return Err(self.error(ErrorCode::SourceFieldMissing, &rule.target, msg));
                 };
-                (v.clone(), self.input_changed(std::slice::from_ref(name)))
+                (
+                    Cow::Borrowed(v),
+                    self.input_changed(std::slice::from_ref(name)),
+                )
             }
             ValueSource::Expr(e) => {
                 let changed = e.opaque || self.input_changed(&e.reads);
-                (self.eval(e, &rule.target)?, changed)
+                (Cow::Owned(self.eval(e, &rule.target)?), changed)
             }
         };
-        let value = match (&rule.table, &raw) {
-            (_, Value::Null) => Value::Null,
+        let value = match (&rule.table, raw) {
+            (_, v) if v.is_null() => Cow::Owned(Value::Null),
             (Some(table), v) => {
-                let key = convert::text(v)
+                let key = convert::text(&v)
                     .map_err(|m| self.error(ErrorCode::ValueNotConvertible, &rule.target, m))?;
                 match table.get(&key).or(rule.default.as_ref()) {
-                    Some(mapped) => Value::String(mapped.clone()),
+                    Some(mapped) => Cow::Owned(Value::String(mapped.clone())),
                     None => {
                         let known = table.keys().cloned().collect::<Vec<_>>().join(", ");
                         let msg = format!(
@@ -430,7 +339,7 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            (None, v) => v.clone(),
+            (None, v) => v,
         };
         let field_value = |value| FieldValue {
             value,
@@ -452,7 +361,7 @@ impl Evaluator<'_, '_> {
             return Ok(cleared.then(|| field_value(Value::Null)));
         }
         let value = match rule.ty {
-            None => value,
+            None => value.into_owned(),
             Some(ty) => convert::convert(&value, ty).map_err(|m| {
                 self.error(
                     ErrorCode::ValueNotConvertible,

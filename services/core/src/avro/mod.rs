@@ -17,7 +17,8 @@
 //!   (`GET /schemas/ids/{id}`) and caches it; the body is read here, through a reader that
 //!   notices a body cut short — apache-avro reads a string or union index that meets the end
 //!   of the input as a null instead of failing, so a truncated record would otherwise decode as
-//!   one with empty fields.
+//!   one with empty fields. [`AvroCodec::decode_json`] reads the body straight into JSON
+//!   ([`json`]) with the same checks, for stages that work on JSON anyway (the transformer).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

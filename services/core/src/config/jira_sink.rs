@@ -34,7 +34,12 @@ pub struct JiraSinkConfig {
     /// changelog. Default `sfjira-jira-sink`.
     #[serde(default = "default_generator_id")]
     pub generator_id: String,
-    /// Records read into one batch at most (one Kafka transaction). Default 500.
+    /// Records read into one batch at most (one Kafka transaction). Default 100: the links of
+    /// the issues a batch creates become visible only when the batch commits, and the
+    /// salesforce-sink (`attach_wait_ms`) and this sink (`link_wait_ms`) wait 30 s for them; at
+    /// Jira's write limits (5 PUT/s here) a batch of 500 took over a minute under 429 storms,
+    /// so a comment on a story created early in it was dead-lettered (SFJ-9011) — the fault
+    /// test caught it. 100 still fills two bulk creates of 50.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// How long a batch waits to fill, in milliseconds. Edits to one issue that arrive within
@@ -122,7 +127,7 @@ fn default_generator_id() -> String {
     "sfjira-jira-sink".into()
 }
 fn default_batch_size() -> usize {
-    500
+    100
 }
 fn default_linger_ms() -> u64 {
     // Long enough to gather what one Salesforce transaction or burst sends together (their
@@ -219,7 +224,7 @@ impl JiraSinkConfig {
             }
         }
         let ranges: [(&str, u64, u64, u64, &str); 6] = [
-            ("batch_size", self.batch_size as u64, 1, 10_000, "e.g. 500"),
+            ("batch_size", self.batch_size as u64, 1, 10_000, "e.g. 100"),
             (
                 "bulk_size",
                 self.bulk_size as u64,

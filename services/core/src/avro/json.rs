@@ -102,10 +102,17 @@ impl JsonReader {
 
     /// Reads one value from the front of `body`, leaving the rest in it.
     pub fn read(&self, body: &mut &[u8]) -> Result<Json, ReadError> {
-        self.node(0, body)
+        self.node(0, body, 0)
     }
 
-    fn node(&self, at: usize, b: &mut &[u8]) -> Result<Json, ReadError> {
+    fn node(&self, at: usize, b: &mut &[u8], depth: usize) -> Result<Json, ReadError> {
+        // Only a recursive schema nests without bound; a body that nests it this deep is an
+        // error with a code (the DLQ), not a stack overflow that takes the stage down on every
+        // restart.
+        if depth > MAX_DEPTH {
+            return Err(invalid(format!("values nested deeper than {MAX_DEPTH}")));
+        }
+        let inner = depth + 1;
         Ok(match &self.nodes[at] {
             Node::Null => Json::Null,
             Node::Boolean => match take(b, 1)?[0] {
@@ -142,21 +149,21 @@ impl JsonReader {
             Node::Union(branches) => {
                 let i = long(b)?;
                 match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                    Some(&branch) => self.node(branch, b)?,
+                    Some(&branch) => self.node(branch, b, inner)?,
                     None => return Err(invalid(format!("union branch {i} is out of range"))),
                 }
             }
             Node::Record(fields) => {
                 let mut obj = Map::new();
                 for (name, at) in fields {
-                    obj.insert(name.clone(), self.node(*at, b)?);
+                    obj.insert(name.clone(), self.node(*at, b, inner)?);
                 }
                 Json::Object(obj)
             }
             Node::Array(items) => {
                 let mut out = Vec::new();
                 blocks(b, |b| {
-                    out.push(self.node(*items, b)?);
+                    out.push(self.node(*items, b, inner)?);
                     Ok(())
                 })?;
                 Json::Array(out)
@@ -165,7 +172,7 @@ impl JsonReader {
                 let mut obj = Map::new();
                 blocks(b, |b| {
                     let key = string(b)?;
-                    obj.insert(key, self.node(*values, b)?);
+                    obj.insert(key, self.node(*values, b, inner)?);
                     Ok(())
                 })?;
                 Json::Object(obj)
@@ -173,6 +180,10 @@ impl JsonReader {
         })
     }
 }
+
+/// Deepest nesting read (records, unions, arrays and maps each count one level). sfjira's
+/// schemas nest a handful of levels; a thread's stack holds thousands.
+const MAX_DEPTH: usize = 128;
 
 #[derive(Default)]
 struct Compiler {

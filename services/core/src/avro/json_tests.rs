@@ -310,3 +310,32 @@ fn bytes_that_are_no_value_of_the_schema_are_invalid() {
         Err(ReadError::Invalid(_))
     ));
 }
+
+/// A recursive schema lets a body nest as deep as its bytes allow; past the limit it is an
+/// invalid body, not a stack overflow.
+#[test]
+fn nesting_past_the_limit_is_invalid() {
+    let schema = Schema::parse_str(
+        r#"{"type": "record", "name": "Node", "fields": [
+            {"name": "next", "type": ["null", "Node"]}]}"#,
+    )
+    .unwrap();
+    let reader = JsonReader::for_schema(&schema).unwrap();
+    // Each level: union branch 1 (the Node); the last: branch 0 (null).
+    let nested = |levels: usize| {
+        let mut body = vec![2u8; levels];
+        body.push(0);
+        body
+    };
+    // 60 Nodes, each a record and a union: 120 levels, under the limit. (Built by hand:
+    // apache-avro's own decoder overflows a debug build's stack on this body.)
+    let mut expected = json!({"next": null});
+    for _ in 0..60 {
+        expected = json!({ "next": expected });
+    }
+    assert_eq!(read_all(&reader, &nested(60)).unwrap(), expected);
+    match reader.read(&mut &nested(100_000)[..]) {
+        Err(ReadError::Invalid(msg)) => assert!(msg.contains("nested deeper"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -49,9 +49,9 @@ pub struct WriterSchema {
     /// a record, so it is done once per schema, not per record. It needs a `'static` schema:
     /// a copy is leaked, once per registered schema version (a handful per process).
     resolved: OnceLock<GenericDatumWriter<'static>>,
-    /// The schema's Parsing Canonical Form, built on first use (writers of a fixed layout
-    /// check their schema against it once per record).
-    canonical: OnceLock<String>,
+    /// The schema's 64-bit Rabin fingerprint, computed on first use: writers of a fixed layout
+    /// check their schema by it on every record, so the check is one integer comparison.
+    fingerprint: OnceLock<u64>,
 }
 
 impl WriterSchema {
@@ -61,14 +61,16 @@ impl WriterSchema {
             id,
             schema,
             resolved: OnceLock::new(),
-            canonical: OnceLock::new(),
+            fingerprint: OnceLock::new(),
         }
     }
 
-    /// The schema's Parsing Canonical Form (Avro spec): equal for schemas that write the same
-    /// bytes, whatever their docs, defaults or key order.
-    pub fn canonical_form(&self) -> &str {
-        self.canonical.get_or_init(|| self.schema.canonical_form())
+    /// The 64-bit Rabin fingerprint of the schema's Parsing Canonical Form (Avro spec): equal
+    /// for schemas that write the same bytes, whatever their docs, defaults or key order.
+    pub fn fingerprint(&self) -> u64 {
+        *self
+            .fingerprint
+            .get_or_init(|| rabin_fingerprint(&self.schema))
     }
 
     fn writer(&self) -> Result<&GenericDatumWriter<'static>, apache_avro::Error> {
@@ -90,13 +92,14 @@ impl std::fmt::Debug for WriterSchema {
     }
 }
 
-/// A decoded record.
+/// A decoded record: an Avro [`Value`] ([`AvroCodec::decode`]) or JSON
+/// ([`AvroCodec::decode_json`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decoded {
+pub struct Decoded<V = Value> {
     pub schema_id: u32,
     /// The writer's record name (`namespace.Name`), when the schema is a named type.
     pub name: Option<String>,
-    pub value: Value,
+    pub value: V,
 }
 
 pub struct AvroCodec {
@@ -118,15 +121,6 @@ struct SchemaReader {
     name: Option<String>,
     /// Reads bodies straight into JSON, when the schema's types allow ([`json`]).
     json: Option<JsonReader>,
-}
-
-/// A decoded record as JSON ([`json`]: dates and timestamps as ISO text).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodedJson {
-    pub schema_id: u32,
-    /// The writer's record name (`namespace.Name`), when the schema is a named type.
-    pub name: Option<String>,
-    pub value: serde_json::Value,
 }
 
 impl AvroCodec {
@@ -200,7 +194,50 @@ impl AvroCodec {
     /// Decodes a Confluent-framed Avro value, fetching its writer schema once per id.
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, StageError> {
         let schema_id = confluent_schema_id(bytes)?;
-        let Some(r) = self.reader(schema_id).await? else {
+        let reader = self.reader(schema_id).await?;
+        self.decode_tree(schema_id, reader.as_deref(), bytes).await
+    }
+
+    /// [`Self::decode`] into JSON ([`json::to_json`]'s shape), read straight from the body when
+    /// the schema allows: the same value and the same errors, without the value tree.
+    pub async fn decode_json(
+        &self,
+        bytes: &[u8],
+    ) -> Result<Decoded<serde_json::Value>, StageError> {
+        let schema_id = confluent_schema_id(bytes)?;
+        let reader = self.reader(schema_id).await?;
+        let Some((r, json)) = reader.as_deref().and_then(|r| Some((r, r.json.as_ref()?))) else {
+            let d = self
+                .decode_tree(schema_id, reader.as_deref(), bytes)
+                .await?;
+            return Ok(Decoded {
+                schema_id,
+                name: d.name,
+                value: json::to_json(d.value),
+            });
+        };
+        let mut body = &bytes[5..];
+        let value = json.read(&mut body).map_err(|e| match e {
+            ReadError::CutShort => cut_short(schema_id, bytes),
+            ReadError::Invalid(why) => undecodable(schema_id, why),
+        })?;
+        whole_body_read(schema_id, body.len())?;
+        Ok(Decoded {
+            schema_id,
+            name: r.name.clone(),
+            value,
+        })
+    }
+
+    /// The body as an Avro value tree, with the schema's reader when this codec could resolve
+    /// it, else with the converter's decoder.
+    async fn decode_tree(
+        &self,
+        schema_id: u32,
+        reader: Option<&SchemaReader>,
+        bytes: &[u8],
+    ) -> Result<Decoded, StageError> {
+        let Some(r) = reader else {
             // The converter's decoder, without the check for a body cut short.
             return match self.decoder.decode(Some(bytes)).await {
                 Ok(d) => Ok(Decoded {
@@ -221,32 +258,6 @@ impl AvroCodec {
         }
         whole_body_read(schema_id, body.left())?;
         Ok(Decoded {
-            schema_id,
-            name: r.name.clone(),
-            value,
-        })
-    }
-
-    /// [`Self::decode`] into JSON ([`json::to_json`]'s shape), read straight from the body when
-    /// the schema allows: the same value and the same errors, without the value tree.
-    pub async fn decode_json(&self, bytes: &[u8]) -> Result<DecodedJson, StageError> {
-        let schema_id = confluent_schema_id(bytes)?;
-        let reader = self.reader(schema_id).await?;
-        let Some((r, json)) = reader.as_ref().and_then(|r| Some((r, r.json.as_ref()?))) else {
-            let d = self.decode(bytes).await?;
-            return Ok(DecodedJson {
-                schema_id,
-                name: d.name,
-                value: json::to_json(d.value),
-            });
-        };
-        let mut body = &bytes[5..];
-        let value = json.read(&mut body).map_err(|e| match e {
-            ReadError::CutShort => cut_short(schema_id, bytes),
-            ReadError::Invalid(why) => undecodable(schema_id, why),
-        })?;
-        whole_body_read(schema_id, body.len())?;
-        Ok(DecodedJson {
             schema_id,
             name: r.name.clone(),
             value,
@@ -417,6 +428,12 @@ impl std::io::Read for EndWatch<'_> {
         self.rest = &self.rest[n..];
         Ok(n)
     }
+}
+
+/// [`WriterSchema::fingerprint`] of any schema.
+pub fn rabin_fingerprint(schema: &Schema) -> u64 {
+    let bytes = schema.fingerprint::<apache_avro::rabin::Rabin>().bytes;
+    u64::from_le_bytes(bytes.try_into().expect("a Rabin fingerprint is 8 bytes"))
 }
 
 fn undecodable(schema_id: u32, why: String) -> StageError {

@@ -22,7 +22,7 @@ use super::{Command, CommandKind, DeliveryMode, FieldValue, Owner, System};
 impl Command {
     /// This command in the Confluent wire format with `writer` (the registered command schema).
     pub fn encode(&self, writer: &WriterSchema) -> Result<Vec<u8>, StageError> {
-        if writer.canonical_form() != built_in_canonical_form() {
+        if writer.fingerprint() != built_in_fingerprint() {
             return Err(StageError::new(
                 ErrorCode::RecordDoesNotMatchSchema,
                 format!(
@@ -40,9 +40,9 @@ impl Command {
     }
 }
 
-fn built_in_canonical_form() -> &'static str {
-    static FORM: OnceLock<String> = OnceLock::new();
-    FORM.get_or_init(|| super::avro::schema().canonical_form())
+fn built_in_fingerprint() -> u64 {
+    static FINGERPRINT: OnceLock<u64> = OnceLock::new();
+    *FINGERPRINT.get_or_init(|| crate::avro::rabin_fingerprint(super::avro::schema()))
 }
 
 fn write_command(out: &mut Vec<u8>, c: &Command) {

@@ -142,6 +142,7 @@ impl Sink {
                         cid,
                         &cmd.command_id,
                     );
+                    self.publish_links(out).await;
                 }
                 let written = existing
                     .clone()

@@ -4,7 +4,8 @@
 //! 1. an `Intent` link for the reference is made durable in `sfjira.links` before any create;
 //! 2. the create stamps the issue with the reference: issue property `sfjira` =
 //!    `{"ref", "command_id"}` and a marker label ([`marker_label`], searchable by JQL);
-//! 3. after the 201 the `Linked` link (both ways) is committed with the batch.
+//! 3. after the 201 the `Linked` link (both ways) is produced at once, outside the batch's
+//!    transaction ([`Sink::publish_links`]): other stages wait for it.
 //!
 //! Whenever a create may have happened without its link being recorded — an `Intent` found
 //! without a link (crash, lost answer), or a call that failed in a way that might have been
@@ -234,6 +235,9 @@ impl Sink {
                 }
             }
         }
+        // The issues exist: their links go out now, not after the transitions below and the
+        // rest of the batch.
+        self.publish_links(out).await;
         // A new issue starts in the workflow's initial status: move it where it belongs.
         let moved = moves
             .iter()

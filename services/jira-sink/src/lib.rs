@@ -3,8 +3,8 @@
 //! docs/jira-sink.md for the protocol and the ordering rules.
 //!
 //! # Layout
-//! - [`runtime`]: consume, hold batched commands, apply, commit audit + links + DLQ + offsets
-//!   in one Kafka transaction.
+//! - [`runtime`]: consume, hold batched commands, apply, commit audit + DLQ + offsets in one
+//!   Kafka transaction (links go out as they are made).
 //! - [`lanes`]: the order rules of a batch (lanes per issue, creates first in bulk, parents
 //!   before children, coalesced edits).
 //! - [`create`]: the idempotent create protocol (intent, stamps, search before re-creating);

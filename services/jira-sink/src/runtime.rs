@@ -1,7 +1,7 @@
 //! The sink's Kafka side: consume `jira.commands` (read_committed, one consumer group), decode,
 //! hold `batched` commands until their window closes, apply a batch ([`Sink::apply_batch`]),
-//! and commit its audit entries, links and dead letters **in one Kafka transaction with the
-//! consumed offsets**.
+//! and commit its audit entries and dead letters **in one Kafka transaction with the consumed
+//! offsets** (links are produced as soon as they are made: [`Sink::publish_links`]).
 //!
 //! Backpressure: one batch is applied at a time and the next is read only after it commits,
 //! so when Jira slows down (429 storms pause every call through the shared limiter)
@@ -119,6 +119,8 @@ impl Runtime {
                     let ready = self.schedule(fresh);
                     let count = ready.len();
                     out.merge(self.sink.apply_batch(ready).await);
+                    // Normally published by the operation that linked; none is left behind.
+                    self.sink.publish_links(&mut out).await;
                     self.commit(&tracker, &out).await.map(|()| count)
                 }
             };
@@ -130,8 +132,7 @@ impl Runtime {
                     summary.batches += 1;
                     summary.commands += count as u64;
                     backoff = policy.backoff();
-                    let linked = out.records.iter().any(|r| r.topic == self.sink.links_topic);
-                    if linked {
+                    if out.linked {
                         self.sink.crash_if(CrashPoint::AfterLink);
                     }
                 }

@@ -83,7 +83,7 @@ pub async fn build(cfg: &SfjiraConfig) -> anyhow::Result<Runtime> {
 
     let txn_id = format!("{}-{STAGE}-{}", sc.group_id, cfg.service.instance_id);
     let producer = TransactionalProducer::new(&base, &txn_id, TXN_TIMEOUT).await?;
-    let intents = IdempotentProducer::new(&base)?;
+    let link_producer = IdempotentProducer::new(&base)?;
     let consumer = KafkaConsumer::new_static(
         &base,
         &sc.group_id,
@@ -106,7 +106,7 @@ pub async fn build(cfg: &SfjiraConfig) -> anyhow::Result<Runtime> {
         links_topic,
         audit_topic,
         dlq,
-        intents: Some(intents),
+        link_producer: Some(link_producer),
         crash: CrashPoint::from_env(),
         written: Mutex::new(written),
         failed: Mutex::new(HashMap::new()),

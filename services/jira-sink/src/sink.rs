@@ -1,8 +1,10 @@
 //! What every operation of the sink shares: the Jira client, the field catalog, the links, the
 //! producers' topics, and the bookkeeping a batch accumulates (audit entries, link rows, dead
-//! letters, the ids applied). Operations never produce to Kafka themselves — except intents,
-//! which must be durable before a create — they add records to an [`Outcome`] that the runtime
-//! commits in one transaction with the consumed offsets.
+//! letters, the ids applied). Operations add records to an [`Outcome`] that the runtime commits
+//! in one transaction with the consumed offsets — except links, produced outside it: an
+//! `Intent` must be durable before its create, and a `Linked` row states a fact of Jira's (the
+//! issue exists whatever becomes of the batch) that other stages wait for (see
+//! [`Sink::publish_links`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,11 @@ pub struct Work {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub records: Vec<OutRecord>,
+    /// `Linked` rows not yet published ([`Sink::publish_links`] sends them, or moves them to
+    /// `records` when it cannot).
+    pub unpublished_links: Vec<OutRecord>,
+    /// Whether the batch linked anything (for the `AfterLink` crash point).
+    pub linked: bool,
     pub finished: Vec<String>,
     /// (reference, field id) → source time (ms) of what was written, for the stale-write guard.
     pub written: Vec<((String, String), i64)>,
@@ -44,6 +51,8 @@ pub struct Outcome {
 impl Outcome {
     pub fn merge(&mut self, other: Outcome) {
         self.records.extend(other.records);
+        self.unpublished_links.extend(other.unpublished_links);
+        self.linked |= other.linked;
         self.finished.extend(other.finished);
         self.written.extend(other.written);
     }
@@ -80,9 +89,10 @@ pub struct Sink {
     pub links_topic: String,
     pub audit_topic: String,
     pub dlq: DlqRouter,
-    /// Intents are produced outside the batch's transaction: they must be durable before the
-    /// create is sent, not when the batch commits.
-    pub intents: Option<IdempotentProducer>,
+    /// Links are produced outside the batch's transaction: an intent must be durable before
+    /// the create is sent, a `Linked` row visible once the create is done (see
+    /// [`Sink::publish_links`]), not when the batch commits.
+    pub link_producer: Option<IdempotentProducer>,
     pub crash: Option<CrashPoint>,
     /// (reference, field id) → source time (ms) of the last value sfjira wrote there.
     pub written: Mutex<HashMap<(String, String), i64>>,
@@ -102,7 +112,7 @@ impl Sink {
     /// Makes an intent durable (and known to this process) before a create.
     pub async fn record_intent(&self, reference: &str, command_id: &str) -> Result<(), StageError> {
         let link = Link::intent(reference, command_id);
-        if let Some(p) = &self.intents {
+        if let Some(p) = &self.link_producer {
             p.send(&link.record(&self.links_topic)).await?;
         }
         self.links.remember(&link);
@@ -119,12 +129,36 @@ impl Sink {
         Some((link.counterpart_id.unwrap_or_else(|| key.clone()), key))
     }
 
-    /// Records the link of a created record, both ways, to commit with the batch.
+    /// Records the link of a created record, both ways, for [`Self::publish_links`].
     pub fn link(&self, out: &mut Outcome, reference: &str, counterpart: &str, id: &str, cmd: &str) {
         let link = Link::linked(reference, counterpart, Some(id), cmd);
         self.links.remember(&link);
-        out.records
+        out.unpublished_links
             .extend(link.records_both_ways(&self.links_topic));
+        out.linked = true;
+    }
+
+    /// Produces the links recorded so far at once (idempotent producer, each acknowledged),
+    /// not with the batch's transaction. The issue or comment exists in Jira whatever becomes
+    /// of the batch, and other stages wait for its link — the salesforce-sink up to
+    /// `attach_wait_ms` to attach a comment's Task, this sink up to `link_wait_ms` for a
+    /// parent — while a batch at Jira's write limits can take minutes to commit (SFJ-9011 in
+    /// the fault test). A batch that then aborts is applied again and finds the links: its
+    /// creates become updates, never duplicates. Rows that cannot be produced now go with the
+    /// batch's transaction, after what the batch recorded before them.
+    pub async fn publish_links(&self, out: &mut Outcome) {
+        let rows = std::mem::take(&mut out.unpublished_links);
+        let Some(producer) = &self.link_producer else {
+            out.records.extend(rows);
+            return;
+        };
+        let sent = futures::future::join_all(rows.iter().map(|r| producer.send(r))).await;
+        for (row, result) in rows.into_iter().zip(sent) {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "publishing a link failed; it goes with the batch's transaction");
+                out.records.push(row);
+            }
+        }
     }
 
     /// The audit entry of one command.

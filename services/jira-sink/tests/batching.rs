@@ -207,3 +207,59 @@ async fn a_held_command_survives_a_restart_and_what_followed_is_not_applied_twic
     assert_eq!(rest.issues_for(&after_ref).await.len(), 1);
     sink.stop().await;
 }
+
+/// A new issue's link is produced as soon as Jira created it, not with its batch's commit: the
+/// salesforce-sink (attaching a comment's Task) and parents' children wait for links, while a
+/// batch at Jira's rate limits can take minutes (SFJ-9011 in the fault test). Here the sink's
+/// limiter allows one call every 2 s and the new issue is walked through three transitions
+/// after its create, so its batch commits ~14 s after the link.
+#[tokio::test]
+async fn a_new_issues_link_is_visible_before_its_batch_commits() {
+    use rdkafka::message::Message;
+    use sfjira_core::links::{Link, LinkState};
+    let stack = Stack::new().await;
+    let site = jira(Default::default()).await;
+    let rest = Rest::new(&site);
+    let extra = "  rate_limit_per_second: 0.5\n  rate_limit_burst: 1\n";
+    let sink = Running::start(&stack.load(&stack.yaml(&site.base_url(), extra))).await;
+    let reference = format!("salesforce:Opportunity:{}", sfjira_tests::unique("006"));
+    let mut create = upsert(&reference, 1, &[("summary", json!("won"))]);
+    create.transition_to = Some(fv(json!("Done"), true, 1000));
+    stack.send(&[create]).await;
+
+    let linked = |rows: &[rdkafka::message::OwnedMessage]| {
+        rows.iter()
+            .filter_map(|m| m.payload())
+            .filter_map(|p| serde_json::from_slice::<Link>(p).ok())
+            .any(|l| l.reference == reference && l.state == LinkState::Linked)
+    };
+    let mut seen = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !seen && tokio::time::Instant::now() < deadline {
+        // Intent, then the link both ways.
+        seen = linked(
+            &stack
+                .records("sfjira.links", 3, Duration::from_secs(1))
+                .await,
+        );
+    }
+    assert!(seen, "the link was produced");
+    let audit = stack.audit(1, Duration::from_secs(2)).await;
+    assert!(
+        audit.iter().all(|e| e.external_ref != reference),
+        "the link came before the batch's commit, not with it: {audit:?}"
+    );
+    // The batch then finishes: the issue is Done and its create audited once.
+    let audit = stack.audit(1, WAIT).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.external_ref == reference && e.operation == "create")
+            .count(),
+        1,
+        "{audit:?}"
+    );
+    let issue = rest.one_issue(&reference, WAIT).await;
+    assert_eq!(issue["fields"]["status"]["name"], "Done", "{issue}");
+    sink.stop().await;
+}

@@ -34,12 +34,12 @@ pub struct JiraSinkConfig {
     /// changelog. Default `sfjira-jira-sink`.
     #[serde(default = "default_generator_id")]
     pub generator_id: String,
-    /// Records read into one batch at most (one Kafka transaction). Default 100: the links of
-    /// the issues a batch creates become visible only when the batch commits, and the
-    /// salesforce-sink (`attach_wait_ms`) and this sink (`link_wait_ms`) wait 30 s for them; at
-    /// Jira's write limits (5 PUT/s here) a batch of 500 took over a minute under 429 storms,
-    /// so a comment on a story created early in it was dead-lettered (SFJ-9011) — the fault
-    /// test caught it. 100 still fills two bulk creates of 50.
+    /// Records read into one batch at most (one Kafka transaction). Default 100: a batch's
+    /// audit entries and offsets commit only once its last command is applied, and at Jira's
+    /// write limits (5 PUT/s here) a batch of 500 took over a minute under 429 storms; 100
+    /// still fills two bulk creates of 50. Links do not wait for the commit: each is produced
+    /// as soon as its issue is created (a batch of 500 once held a story's link past the
+    /// salesforce-sink's 30 s `attach_wait_ms`, dead-lettering a comment with SFJ-9011).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// How long a batch waits to fill, in milliseconds. Edits to one issue that arrive within

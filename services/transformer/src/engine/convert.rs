@@ -12,7 +12,10 @@ use crate::mapping::TargetType;
 pub fn convert(v: &Value, ty: TargetType) -> Result<Value, String> {
     match ty {
         TargetType::String => Ok(Value::String(text(v)?)),
-        TargetType::Adf => Ok(adf(&text(v)?)),
+        TargetType::Adf => match v {
+            Value::String(s) => Ok(adf(s)),
+            _ => Ok(adf(&text(v)?)),
+        },
         TargetType::Number => number(v).map(|n| json!(n)),
         TargetType::Integer => {
             let n = number(v)?;
@@ -27,7 +30,8 @@ pub fn convert(v: &Value, ty: TargetType) -> Result<Value, String> {
             Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(json!(false)),
             _ => Err(format!("{v} is not a boolean")),
         },
-        TargetType::Date => datetime_or_date(v).map(|d| json!(d.format("%Y-%m-%d").to_string())),
+        // NaiveDate's Display is ISO 8601's `YYYY-MM-DD`, without a format string to parse.
+        TargetType::Date => datetime_or_date(v).map(|d| json!(d.date_naive().to_string())),
         TargetType::DateTime => {
             datetime_or_date(v).map(|d| json!(d.to_rfc3339_opts(SecondsFormat::Millis, true)))
         }
@@ -93,21 +97,46 @@ fn datetime_or_date(v: &Value) -> Result<DateTime<Utc>, String> {
             .as_i64()
             .and_then(DateTime::from_timestamp_millis)
             .ok_or_else(|| format!("{v} is not an epoch-milliseconds time")),
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z"))
-            .map(|d| d.with_timezone(&Utc))
-            .or_else(|_| {
-                NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
-            })
-            .map_err(|_| format!("'{s}' is not a date or date-time (expected ISO 8601)")),
+        // A plain date (Salesforce's date fields) is tried first when the text has a date's
+        // length: its fixed-format parse costs less than two failed date-time parses.
+        Value::String(s) if s.len() == 10 => s
+            .parse::<NaiveDate>()
+            .map(midnight)
+            .or_else(|_| date_time(s))
+            .map_err(|_| not_a_date(s)),
+        Value::String(s) => date_time(s)
+            .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(midnight))
+            .map_err(|_| not_a_date(s)),
         _ => Err(format!("{v} is not a date or date-time")),
     }
+}
+
+fn date_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.3f%z"))
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
+fn not_a_date(s: &str) -> String {
+    format!("'{s}' is not a date or date-time (expected ISO 8601)")
 }
 
 /// Plain text as an Atlassian Document: one paragraph per blank-line-separated block, line
 /// breaks inside a block kept as `hardBreak`s.
 pub fn adf(text: &str) -> Value {
+    // Most values are a single line: one paragraph, without searching for breaks.
+    if !text.bytes().any(|b| b == b'\n' || b == b'\r') {
+        let content = if text.trim().is_empty() {
+            vec![]
+        } else {
+            vec![json!({"type": "paragraph", "content": [{"type": "text", "text": text}]})]
+        };
+        return json!({"type": "doc", "version": 1, "content": content});
+    }
     let paragraphs: Vec<Value> = text
         .split("\n\n")
         .filter(|p| !p.trim().is_empty())
@@ -160,6 +189,15 @@ mod tests {
             json!("2026-11-27")
         );
         assert!(convert(&json!("27/11/2026"), TargetType::Date).is_err());
+        assert!(convert(&json!("2026-13-01"), TargetType::Date).is_err());
+        assert_eq!(
+            convert(&json!("2026-11-27"), TargetType::DateTime).unwrap(),
+            json!("2026-11-27T00:00:00.000Z")
+        );
+        assert_eq!(
+            convert(&json!("2026-11-27T23:30:00-02:00"), TargetType::Date).unwrap(),
+            json!("2026-11-28")
+        );
         assert_eq!(
             convert(&json!("Gold"), TargetType::Select).unwrap(),
             json!({"value": "Gold"})
@@ -193,6 +231,24 @@ mod tests {
             json!({"type": "doc", "version": 1, "content": [
                 {"type": "paragraph", "content": [{"type": "text", "text": "Hello"}, {"type": "hardBreak"}, {"type": "text", "text": "world"}]},
                 {"type": "paragraph", "content": [{"type": "text", "text": "Bye"}]}
+            ]})
+        );
+        // One line (no break to look for) and blank text give what the general rule gives.
+        assert_eq!(
+            adf("  one line  "),
+            json!({"type": "doc", "version": 1, "content": [
+                {"type": "paragraph", "content": [{"type": "text", "text": "  one line  "}]}
+            ]})
+        );
+        assert_eq!(
+            adf(" \t "),
+            json!({"type": "doc", "version": 1, "content": []})
+        );
+        assert_eq!(adf("\n\n"), adf(" "));
+        assert_eq!(
+            adf("a\r\nb"),
+            json!({"type": "doc", "version": 1, "content": [
+                {"type": "paragraph", "content": [{"type": "text", "text": "a"}, {"type": "hardBreak"}, {"type": "text", "text": "b"}]}
             ]})
         );
     }

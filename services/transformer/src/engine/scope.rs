@@ -1,20 +1,25 @@
 //! The CEL variables one record's expressions see: `record`, `event`, and the changed-field
 //! map `changed("X")` reads, in a child scope of a per-thread root context.
 //!
-//! Values are built as CEL values directly from the record's JSON ([`cel_value`]) rather than
-//! through `Context::add_variable`'s serde serializer: the same values (`same_values_as_serde`
-//! checks), without a serializer state machine per field — building the scope was a fifth of
-//! applying the demo mapping to a record.
+//! Values are built as the interpreter's own values ([`val`], `Box<dyn Val>`) straight from the
+//! record's JSON and added with `add_variable_as_val`. Through `add_variable` a serde serializer
+//! ran per field; through `add_variable_from_value` each map was built as a `cel::Value`, then
+//! cloned and rebuilt entry by entry into the interpreter's map (perf: a twentieth of the
+//! transformer's CPU). The values are the same as serde gives (`same_values_as_serde`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use cel::Value as Cel;
-use cel::objects::{Key, Map};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::Val;
 use serde_json::Value;
 
 use super::{EventType, SourceRecord};
 use crate::mapping::ScopeNeeds;
+
+/// A value of the interpreter's, owning its data (the root context lives for the thread).
+type CelVal = Box<dyn Val + 'static>;
 
 thread_local! {
     /// CEL's standard library, built once per thread: building a context
@@ -36,33 +41,35 @@ pub(super) fn record_scope<'r>(
     needs: &ScopeNeeds,
 ) -> cel::Context<'r, 'static> {
     let mut scope = root.new_inner_scope();
-    let fields: HashMap<Key, Cel> = if needs.whole_record {
+    let fields: HashMap<CelMapKey, CelVal> = if needs.whole_record {
         record
             .fields
             .iter()
-            .map(|(k, v)| (key(k), cel_value(v)))
+            .map(|(k, v)| (key(k), val(v)))
             .collect()
     } else {
         // A field the record lacks stays absent, so reading it fails as before.
         needs
             .fields
             .iter()
-            .filter_map(|f| Some((key(f), cel_value(record.fields.get(f)?))))
+            .filter_map(|f| Some((key(f), val(record.fields.get(f)?))))
             .collect()
     };
-    scope.add_variable_from_value("record", map(fields));
+    scope.add_variable_as_val("record", map(fields));
     if needs.event {
-        scope.add_variable_from_value("event", event(record));
+        scope.add_variable_as_val("event", event(record));
     }
     if needs.changed {
-        scope.add_variable_from_value(CHANGED_VAR, changed(record));
+        scope.add_variable_as_val(CHANGED_VAR, changed(record));
     }
     scope
 }
 
-fn event(record: &SourceRecord) -> Cel {
-    let text = |s: &str| Cel::String(Arc::new(s.to_string()));
-    let opt = |s: &Option<String>| s.as_deref().map_or(Cel::Null, text);
+fn event(record: &SourceRecord) -> CelVal {
+    let opt = |s: &Option<String>| {
+        s.as_deref()
+            .map_or_else(|| Box::new(CelNull) as CelVal, text)
+    };
     let kind = match record.event {
         EventType::Create => "create",
         EventType::Update => "update",
@@ -79,57 +86,66 @@ fn event(record: &SourceRecord) -> Cel {
     ]))
 }
 
-fn changed(record: &SourceRecord) -> Cel {
-    let names: HashMap<Key, Cel> = match record.event {
+fn changed(record: &SourceRecord) -> CelVal {
+    let yes = || Box::new(CelBool::from(true)) as CelVal;
+    let names: HashMap<CelMapKey, CelVal> = match record.event {
         EventType::Create | EventType::Undelete => record
             .fields
             .iter()
             .filter(|(_, v)| !v.is_null())
-            .map(|(k, _)| (key(k), Cel::Bool(true)))
+            .map(|(k, _)| (key(k), yes()))
             .collect(),
         EventType::Update | EventType::Delete => record
             .changed
             .iter()
             .chain(&record.nulled)
             .flat_map(|f| [f.as_str(), f.split('.').next().unwrap_or(f)])
-            .map(|f| (key(f), Cel::Bool(true)))
+            .map(|f| (key(f), yes()))
             .collect(),
     };
     map(names)
 }
 
-fn key(name: &str) -> Key {
-    Key::String(Arc::new(name.to_string()))
+fn key(name: &str) -> CelMapKey<'static> {
+    CelMapKey::String(CelString::from(name.to_string()))
 }
 
-fn map(entries: HashMap<Key, Cel>) -> Cel {
-    Cel::Map(Map {
-        map: Arc::new(entries),
-    })
+fn text(s: &str) -> CelVal {
+    Box::new(CelString::from(s.to_string()))
+}
+
+fn map(entries: HashMap<CelMapKey<'static>, CelVal>) -> CelVal {
+    Box::new(CelMap::from(entries))
 }
 
 /// A JSON value as CEL sees it — as serde would give it: non-negative integers are `uint`,
 /// negative ones `int`, the rest `double`.
-pub(super) fn cel_value(v: &Value) -> Cel {
+pub(super) fn val(v: &Value) -> CelVal {
     match v {
-        Value::Null => Cel::Null,
-        Value::Bool(b) => Cel::Bool(*b),
+        Value::Null => Box::new(CelNull),
+        Value::Bool(b) => Box::new(CelBool::from(*b)),
         Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => Cel::UInt(u),
-            (None, Some(i), _) => Cel::Int(i),
-            (None, None, f) => Cel::Float(f.unwrap_or(f64::NAN)),
+            (Some(u), _, _) => Box::new(CelUInt::from(u)),
+            (None, Some(i), _) => Box::new(CelInt::from(i)),
+            (None, None, f) => Box::new(CelDouble::from(f.unwrap_or(f64::NAN))),
         },
-        Value::String(s) => Cel::String(Arc::new(s.clone())),
-        Value::Array(items) => Cel::List(Arc::new(items.iter().map(cel_value).collect())),
-        Value::Object(obj) => map(obj.iter().map(|(k, v)| (key(k), cel_value(v))).collect()),
+        Value::String(s) => text(s),
+        Value::Array(items) => Box::new(CelList::from(items.iter().map(val).collect::<Vec<_>>())),
+        Value::Object(obj) => map(obj.iter().map(|(k, v)| (key(k), val(v))).collect()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use cel::Value as Cel;
     use serde_json::json;
 
     use super::*;
+
+    /// The interpreter's value as a `cel::Value`, as expressions' results come out.
+    fn value(v: &CelVal) -> Cel {
+        Cel::try_from(&**v).expect("a plain value converts")
+    }
 
     /// Equal and of the same CEL type all the way down (CEL's `==` takes `uint 1 == int 1`).
     fn same(a: &Cel, b: &Cel) -> bool {
@@ -160,7 +176,7 @@ mod tests {
             "list": [1, "two", [3.5], {"k": null}],
             "nested": {"a": {"b": [true]}},
         });
-        assert!(same(&cel_value(&v), &cel::to_value(&v).unwrap()));
+        assert!(same(&value(&val(&v)), &cel::to_value(&v).unwrap()));
         // The check itself tells the types apart.
         assert!(!same(&Cel::UInt(1), &Cel::Int(1)));
     }
@@ -179,14 +195,14 @@ mod tests {
             "actor": "005X", "commit_time": "2026-11-27T12:00:00+00:00",
         });
         assert!(same(
-            &event(&record),
+            &value(&event(&record)),
             &cel::to_value(&expected_event).unwrap()
         ));
         let expected_changed = json!({
             "StageName": true, "BillingAddress.City": true, "BillingAddress": true, "Amount": true,
         });
         assert!(same(
-            &changed(&record),
+            &value(&changed(&record)),
             &cel::to_value(&expected_changed).unwrap()
         ));
     }

@@ -193,3 +193,48 @@ async fn a_body_cut_short_or_with_bytes_left_over_does_not_decode() {
     assert_eq!(err.code, ErrorCode::AvroBodyInvalid);
     assert!(err.to_string().contains("4 bytes are left"), "{err}");
 }
+
+/// A schema that contains itself lets a body nest without bound; apache-avro's decoder would
+/// recurse until the stack overflows (the stage crashing on the record at every restart).
+/// The codec refuses a body nested past its limit with a code, through either decoder.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_nested_past_the_limit_is_refused_not_a_stack_overflow() {
+    const NODE: &str = r#"{"type": "record", "name": "Node", "namespace": "test.sfjira",
+        "fields": [{"name": "next", "type": ["null", "Node"]}]}"#;
+    let codec = AvroCodec::new(&registry_config()).unwrap();
+    let writer = codec
+        .register(&unique("avro-nested"), &Schema::parse_str(NODE).unwrap())
+        .await
+        .unwrap();
+    // `nodes` nodes: union branch 1 (a Node) for each, then branch 0 (null).
+    let framed = |nodes: usize| {
+        let mut b = vec![0];
+        b.extend_from_slice(&writer.id.to_be_bytes());
+        b.extend(std::iter::repeat_n(2u8, nodes));
+        b.push(0);
+        b
+    };
+    // A few levels decode (a debug build's stack holds ~20 nodes of apache-avro's recursion).
+    let shallow = codec.decode(&framed(10)).await.unwrap();
+    let mut depth = 0;
+    let mut at = &shallow.value;
+    while let Value::Record(fields) = at {
+        match &fields[0].1 {
+            Value::Union(1, next) => {
+                depth += 1;
+                at = next;
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(depth, 10, "{:?}", shallow.value);
+    assert!(codec.decode_json(&framed(10)).await.is_ok());
+    for decoded in [
+        codec.decode(&framed(200_000)).await.map(|_| ()),
+        codec.decode_json(&framed(200_000)).await.map(|_| ()),
+    ] {
+        let err = decoded.unwrap_err();
+        assert_eq!(err.code, ErrorCode::AvroBodyInvalid, "{err}");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+    }
+}

@@ -181,9 +181,12 @@ impl JsonReader {
     }
 }
 
-/// Deepest nesting read (records, unions, arrays and maps each count one level). sfjira's
-/// schemas nest a handful of levels; a thread's stack holds thousands.
-const MAX_DEPTH: usize = 128;
+/// Deepest nesting read (records, unions, arrays and maps each count one level), here and
+/// before apache-avro's tree decoder ([`super::nesting`]). sfjira's schemas nest a handful of
+/// levels. On a 2 MB thread stack (tokio's workers) apache-avro's release build overflowed
+/// between 400 and 800 levels of a recursive union, a debug build between 40 and 60 (measured
+/// once, 2026-11-28): 128 is well inside what the released stages survive.
+pub(super) const MAX_DEPTH: usize = 128;
 
 #[derive(Default)]
 struct Compiler {
@@ -256,11 +259,11 @@ impl Compiler {
     }
 }
 
-fn invalid(why: String) -> ReadError {
+pub(super) fn invalid(why: String) -> ReadError {
     ReadError::Invalid(why)
 }
 
-fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], ReadError> {
+pub(super) fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], ReadError> {
     if b.len() < n {
         return Err(ReadError::CutShort);
     }
@@ -270,7 +273,7 @@ fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], ReadError> {
 }
 
 /// A zig-zag varint long (Avro 1.11 spec, "Binary Encoding").
-fn long(b: &mut &[u8]) -> Result<i64, ReadError> {
+pub(super) fn long(b: &mut &[u8]) -> Result<i64, ReadError> {
     let mut z: u64 = 0;
     for shift in (0..70).step_by(7) {
         let byte = take(b, 1)?[0];
@@ -290,7 +293,7 @@ fn int(b: &mut &[u8]) -> Result<i32, ReadError> {
     i32::try_from(n).map_err(|_| invalid(format!("{n} does not fit an int")))
 }
 
-fn length(b: &mut &[u8]) -> Result<usize, ReadError> {
+pub(super) fn length(b: &mut &[u8]) -> Result<usize, ReadError> {
     let n = long(b)?;
     usize::try_from(n).map_err(|_| invalid(format!("negative length {n}")))
 }
@@ -305,7 +308,7 @@ fn string(b: &mut &[u8]) -> Result<String, ReadError> {
 
 /// An array's or map's blocks: a count, then that many items; a negative count is followed
 /// by the block's size in bytes; a zero count ends them.
-fn blocks(
+pub(super) fn blocks(
     b: &mut &[u8],
     mut item: impl FnMut(&mut &[u8]) -> Result<(), ReadError>,
 ) -> Result<(), ReadError> {

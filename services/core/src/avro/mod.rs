@@ -19,6 +19,9 @@
 //!   of the input as a null instead of failing, so a truncated record would otherwise decode as
 //!   one with empty fields. [`AvroCodec::decode_json`] reads the body straight into JSON
 //!   ([`json`]) with the same checks, for stages that work on JSON anyway (the transformer).
+//! - both refuse a body of a recursive schema nested past [`json`]'s depth limit (SFJ-1003),
+//!   the tree decoder after a walk over the body ([`nesting`]): apache-avro's recursion has no
+//!   bound of its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -36,7 +39,9 @@ use crate::config::RegistryConfig;
 use crate::errors::{ErrorCode, StageError};
 
 pub mod json;
+mod nesting;
 use json::{JsonReader, ReadError};
+use nesting::NestingLimit;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -112,15 +117,19 @@ pub struct AvroCodec {
     /// Schema id → its resolved reader (resolving costs more than decoding a record; the schema
     /// is leaked once per id, a handful per process, as for writers). `None`: a schema this
     /// codec cannot resolve on its own (registry references).
-    readers: Mutex<HashMap<u32, Option<Arc<SchemaReader>>>>,
+    readers: Mutex<HashMap<u32, Arc<SchemaReader>>>,
 }
 
 /// A fetched schema ready for reading, and its record name.
 struct SchemaReader {
-    reader: GenericDatumReader<'static>,
+    /// apache-avro's reader of the schema; `None` when it cannot resolve the schema (the
+    /// converter's decoder is used then).
+    tree: Option<GenericDatumReader<'static>>,
     name: Option<String>,
     /// Reads bodies straight into JSON, when the schema's types allow ([`json`]).
     json: Option<JsonReader>,
+    /// For a recursive schema: the depth check run before the tree decoder ([`nesting`]).
+    nesting: Option<NestingLimit>,
 }
 
 impl AvroCodec {
@@ -195,7 +204,7 @@ impl AvroCodec {
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, StageError> {
         let schema_id = confluent_schema_id(bytes)?;
         let reader = self.reader(schema_id).await?;
-        self.decode_tree(schema_id, reader.as_deref(), bytes).await
+        self.decode_tree(schema_id, &reader, bytes).await
     }
 
     /// [`Self::decode`] into JSON ([`json::to_json`]'s shape), read straight from the body when
@@ -206,10 +215,8 @@ impl AvroCodec {
     ) -> Result<Decoded<serde_json::Value>, StageError> {
         let schema_id = confluent_schema_id(bytes)?;
         let reader = self.reader(schema_id).await?;
-        let Some((r, json)) = reader.as_deref().and_then(|r| Some((r, r.json.as_ref()?))) else {
-            let d = self
-                .decode_tree(schema_id, reader.as_deref(), bytes)
-                .await?;
+        let Some(json) = reader.json.as_ref() else {
+            let d = self.decode_tree(schema_id, &reader, bytes).await?;
             return Ok(Decoded {
                 schema_id,
                 name: d.name,
@@ -224,7 +231,7 @@ impl AvroCodec {
         whole_body_read(schema_id, body.len())?;
         Ok(Decoded {
             schema_id,
-            name: r.name.clone(),
+            name: reader.name.clone(),
             value,
         })
     }
@@ -234,10 +241,16 @@ impl AvroCodec {
     async fn decode_tree(
         &self,
         schema_id: u32,
-        reader: Option<&SchemaReader>,
+        r: &SchemaReader,
         bytes: &[u8],
     ) -> Result<Decoded, StageError> {
-        let Some(r) = reader else {
+        if let Some(limit) = &r.nesting {
+            limit.check(&bytes[5..]).map_err(|e| match e {
+                ReadError::CutShort => cut_short(schema_id, bytes),
+                ReadError::Invalid(why) => undecodable(schema_id, why),
+            })?;
+        }
+        let Some(tree) = &r.tree else {
             // The converter's decoder, without the check for a body cut short.
             return match self.decoder.decode(Some(bytes)).await {
                 Ok(d) => Ok(Decoded {
@@ -249,8 +262,7 @@ impl AvroCodec {
             };
         };
         let mut body = EndWatch::new(&bytes[5..]);
-        let value = r
-            .reader
+        let value = tree
             .read_value(&mut body)
             .map_err(|e| undecodable(schema_id, e.to_string()))?;
         if body.hit_end {
@@ -265,7 +277,7 @@ impl AvroCodec {
     }
 
     /// Schema `id`'s reader, fetched on first use.
-    async fn reader(&self, id: u32) -> Result<Option<Arc<SchemaReader>>, StageError> {
+    async fn reader(&self, id: u32) -> Result<Arc<SchemaReader>, StageError> {
         let cached = self.readers.lock().expect("reader cache").get(&id).cloned();
         match cached {
             Some(r) => Ok(r),
@@ -275,7 +287,7 @@ impl AvroCodec {
 
     /// Fetches schema `id` (once: the decoder caches it) and caches its reader. Registry
     /// failures map to catalogued errors: unreachable is retryable, unknown is not.
-    async fn fetch_reader(&self, id: u32) -> Result<Option<Arc<SchemaReader>>, StageError> {
+    async fn fetch_reader(&self, id: u32) -> Result<Arc<SchemaReader>, StageError> {
         let schema = match self.decoder.get_schema(id).await {
             Ok(s) => s,
             Err(e) if e.retriable => {
@@ -302,13 +314,13 @@ impl AvroCodec {
             _ => None,
         };
         let leaked: &'static Schema = Box::leak(Box::new(schema.parsed.clone()));
-        let reader = GenericDatumReader::builder(leaked)
-            .build()
-            .ok()
-            .map(|reader| {
-                let json = JsonReader::for_schema(leaked);
-                Arc::new(SchemaReader { reader, name, json })
-            });
+        let tree = GenericDatumReader::builder(leaked).build().ok();
+        let reader = Arc::new(SchemaReader {
+            json: tree.as_ref().and_then(|_| JsonReader::for_schema(leaked)),
+            nesting: NestingLimit::for_schema(leaked),
+            tree,
+            name,
+        });
         self.readers
             .lock()
             .expect("reader cache")

@@ -40,6 +40,11 @@ impl PrivateBroker {
         self.script("start")
     }
 
+    /// Stops the broker (controlled shutdown); [`Self::restart`] starts it again.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.script("stop")
+    }
+
     fn script(&self, name: &str) -> anyhow::Result<()> {
         let script = repo_root().join("infra/kafka").join(name);
         let out = Command::new(&script)

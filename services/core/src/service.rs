@@ -3,12 +3,20 @@
 //! telemetry, serve `/healthz`, `/readyz` (Kafka and the registry reachable) and `/metrics`, run
 //! the service until SIGINT/SIGTERM, then stop the health endpoint. A service's `main` is then
 //! one call, so a fix to start-up or shutdown lands in every service at once.
+//!
+//! Stopping is bounded ([`StopSignal`]): a service still stopping `service.stop_grace_secs`
+//! after the signal — a Kafka call waiting for brokers that are gone — is ended with status 1
+//! rather than left for the orchestrator's SIGKILL. Every stage is safe to end so (nothing
+//! uncommitted is lost: it is read again), and an error saying why beats a silent kill.
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::config::{self, SfjiraConfig};
 use crate::health::{
@@ -80,10 +88,74 @@ where
     let health_task = tokio::spawn(health.serve(async {
         let _ = health_stopped.await;
     }));
-    let result = body(cfg, Box::pin(shutdown_signal())).await;
+    let signal = StopSignal::listen(Duration::from_secs(cfg.service.stop_grace_secs));
+    let result = signal.bound(body(cfg, signal.shutdown())).await;
     let _ = stop_health.send(());
     let _ = health_task.await;
     result
+}
+
+/// SIGINT or SIGTERM, listened for from the start (on a task of its own, so a service busy in
+/// a long call still hears it), and the grace period that follows it.
+pub struct StopSignal {
+    received: watch::Receiver<bool>,
+    grace: Duration,
+}
+
+impl StopSignal {
+    /// Starts listening; a service then runs under [`StopSignal::bound`].
+    pub fn listen(grace: Duration) -> StopSignal {
+        let (tx, received) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "stop requested; finishing the batch in hand"
+            );
+            let _ = tx.send(true);
+        });
+        StopSignal { received, grace }
+    }
+
+    /// Resolves when the signal has come: what a service's run loop selects on.
+    pub fn shutdown(&self) -> Shutdown {
+        let mut received = self.received.clone();
+        Box::pin(async move {
+            // The sender lives until the signal: an error means the signal task is gone, and
+            // the service is left to run.
+            if received.wait_for(|r| *r).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+
+    /// Runs `service` to its end; if it is still running the grace period after the signal,
+    /// logs why and ends the process with status 1 — without waiting for the calls still in
+    /// flight (tokio's runtime would, when dropped, wait for its blocking Kafka calls).
+    pub async fn bound<T>(&self, service: impl Future<Output = T>) -> T {
+        let mut received = self.received.clone();
+        let grace = self.grace;
+        let overdue = async move {
+            if received.wait_for(|r| *r).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            out = service => out,
+            () = overdue => {
+                let why = format!(
+                    "still stopping {} s after the stop signal (a Kafka or API call waiting on a \
+                     peer that is gone?); exiting now — what was not committed is read again by \
+                     the next instance (service.stop_grace_secs)",
+                    grace.as_secs()
+                );
+                tracing::error!("{why}");
+                eprintln!("{why}");
+                std::process::exit(1);
+            }
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use futures::future::BoxFuture;
@@ -13,6 +14,7 @@ use sfjira_core::health::{
     HealthServer, KafkaReachable, ReadinessCheck, RegistryReachable, install_metrics_recorder,
 };
 use sfjira_core::kafka::client_config;
+use sfjira_core::service::StopSignal;
 use sfjira_jira_source::publisher::Publisher;
 use sfjira_jira_source::service;
 
@@ -72,7 +74,8 @@ async fn main() -> ExitCode {
 
 async fn run(cfg: config::SfjiraConfig) -> anyhow::Result<()> {
     let metrics = install_metrics_recorder()?;
-    let running = service::start(&cfg).await?;
+    let signal = StopSignal::listen(Duration::from_secs(cfg.service.stop_grace_secs));
+    let running = signal.bound(service::start(&cfg)).await?;
     let checks: Vec<Arc<dyn ReadinessCheck>> = vec![
         Arc::new(KafkaReachable::new(&client_config(&cfg.kafka))?),
         Arc::new(RegistryReachable::new(&cfg.registry.url)?),
@@ -86,8 +89,8 @@ async fn run(cfg: config::SfjiraConfig) -> anyhow::Result<()> {
     }));
 
     tracing::info!("jira-source running");
-    shutdown_signal().await;
-    running.stop().await;
+    signal.shutdown().await;
+    signal.bound(running.stop()).await;
     tracing::info!("stopped");
     let _ = stop_health.send(());
     let _ = health_task.await;
@@ -113,14 +116,5 @@ impl ReadinessCheck for PublisherReady {
                 )
             }
         })
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use sfjira_core::config;
@@ -12,6 +13,7 @@ use sfjira_core::health::{
     HealthServer, KafkaReachable, ReadinessCheck, RegistryReachable, install_metrics_recorder,
 };
 use sfjira_core::kafka::client_config;
+use sfjira_core::service::StopSignal;
 use sfjira_transformer::mapping::Mapping;
 use sfjira_transformer::runtime::Transformer;
 
@@ -91,20 +93,16 @@ async fn run(cfg: config::SfjiraConfig, mapping: Mapping) -> anyhow::Result<()> 
         let _ = health_stopped.await;
     }));
 
-    let transformer = Transformer::new(&cfg, mapping).await?;
-    tracing::info!("transformer running");
-    let summary = transformer.run(shutdown_signal()).await?;
+    let signal = StopSignal::listen(Duration::from_secs(cfg.service.stop_grace_secs));
+    let summary = signal
+        .bound(async {
+            let transformer = Transformer::new(&cfg, mapping).await?;
+            tracing::info!("transformer running");
+            transformer.run(signal.shutdown()).await
+        })
+        .await?;
     tracing::info!(?summary, "stopped");
     let _ = stop_health.send(());
     let _ = health_task.await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

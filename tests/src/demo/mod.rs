@@ -6,6 +6,7 @@ pub mod on_call;
 pub mod people;
 pub mod scenario;
 pub mod stack;
+mod stack_config;
 pub mod summary;
 
 pub use people::{Engineer, SalesUser};

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+use super::stack_config::{DeploymentPorts, deployment_yaml};
+
 /// The services in start order: sinks first, so no command waits for its consumer.
 pub const SERVICES: [&str; 5] = [
     "sfjira-jira-sink",
@@ -48,6 +50,8 @@ pub struct Deployment {
     children: Vec<(String, Child)>,
     /// How each service was started, so it can be started again after a kill.
     recipes: Vec<(String, PathBuf, u16)>,
+    /// Environment of the services started from now on ([`Self::set_service_env`]).
+    service_env: Vec<(String, String)>,
     root: PathBuf,
 }
 
@@ -113,6 +117,7 @@ impl Deployment {
             dir: dir.clone(),
             children: Vec::new(),
             recipes: Vec::new(),
+            service_env: Vec::new(),
             root: root.clone(),
         };
         let mut sandbox = Command::new(bin.join("sfjira-sandbox"));
@@ -176,7 +181,8 @@ impl Deployment {
         cmd.current_dir(&self.root)
             .arg("--config")
             .arg(&self.config_path)
-            .env("SFJIRA_HTTP__LISTEN", format!("127.0.0.1:{port}"));
+            .env("SFJIRA_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .envs(self.service_env.iter().map(|(k, v)| (k, v)));
         self.children.retain(|(n, _)| n != name);
         self.spawn(name, cmd)
     }
@@ -254,6 +260,38 @@ impl Deployment {
             }
         }
         Ok(lag)
+    }
+
+    /// Sets an environment variable (a configuration override) for services started later.
+    pub fn set_service_env(&mut self, key: &str, value: &str) {
+        self.service_env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Asks a service to stop (SIGTERM, by its PID) and waits up to `limit` for it to exit:
+    /// its exit status and how long it took, or `None` (and a SIGKILL) if it did not exit.
+    pub async fn terminate(
+        &mut self,
+        name: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Option<(std::process::ExitStatus, Duration)>> {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("{name} is not running"))?;
+        let pid = child.id().with_context(|| format!("{name} has exited"))?;
+        let started = Instant::now();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => Ok(Some((status?, started.elapsed()))),
+            Err(_) => {
+                child.start_kill()?;
+                child.wait().await?;
+                Ok(None)
+            }
+        }
     }
 
     /// SIGKILLs a service (no shutdown hook runs: the crash the guarantees are about).
@@ -395,63 +433,6 @@ fn delete_deployment_topics(bootstrap: &str, prefix: &str) {
         }
     });
     let _ = deleting.join();
-}
-
-struct DeploymentPorts {
-    sf: u16,
-    pubsub: u16,
-    jira: u16,
-    webhook: u16,
-}
-
-fn deployment_yaml(
-    p: &DeploymentPorts,
-    bootstrap: &str,
-    registry: &str,
-    prefix: &str,
-    id: &str,
-    mapping: &Path,
-) -> String {
-    format!(
-        r#"service: {{ instance_id: e2e-{id} }}
-kafka: {{ bootstrap_servers: "{bootstrap}", topic_prefix: "{prefix}" }}
-registry: {{ url: "{registry}" }}
-telemetry: {{ log_level: info }}
-transformer: {{ mapping: "{mapping}", group_id: "e2e-{id}-transformer" }}
-salesforce_source:
-  login_url: http://127.0.0.1:{sf}
-  auth: {{ type: client_credentials, client_id: sfjira-sandbox-consumer-key, client_secret: {{ env: SFJIRA_SALESFORCE_CLIENT_SECRET }} }}
-  pubsub_url: http://127.0.0.1:{pubsub}
-  channels: [/data/AccountChangeEvent, /data/OpportunityChangeEvent, /data/TaskChangeEvent]
-  start_from: earliest
-  enrich_full_state: true
-  batch_size: 100
-jira_source:
-  site_url: http://127.0.0.1:{jira}
-  email: sfjira@example.com
-  api_token: {{ env: SFJIRA_JIRA_API_TOKEN }}
-  webhook_secret: {{ env: SFJIRA_JIRA_WEBHOOK_SECRET }}
-  webhook_listen: 127.0.0.1:{webhook}
-  projects: [PROJ]
-  poll_interval_ms: 5000
-jira_sink:
-  site_url: http://127.0.0.1:{jira}
-  email: sfjira@example.com
-  api_token: {{ env: SFJIRA_JIRA_API_TOKEN }}
-  group_id: e2e-{id}-jira-sink
-  link_wait_ms: 5000
-  reconcile_settle_ms: 2000
-salesforce_sink:
-  login_url: http://127.0.0.1:{sf}
-  auth: {{ type: client_credentials, client_id: sfjira-sandbox-consumer-key, client_secret: {{ env: SFJIRA_SALESFORCE_CLIENT_SECRET }} }}
-  group_id: e2e-{id}-salesforce-sink
-"#,
-        mapping = mapping.display(),
-        sf = p.sf,
-        pubsub = p.pubsub,
-        jira = p.jira,
-        webhook = p.webhook,
-    )
 }
 
 /// `target/debug` (or wherever this test binary was built).

@@ -162,6 +162,17 @@ pub struct ServiceConfig {
     /// host name, or `local`.
     #[serde(default = "default_instance_id")]
     pub instance_id: String,
+    /// After SIGTERM/SIGINT, how long the service may take to finish the batch in hand and
+    /// stop, in seconds; past it the process exits with status 1 (what it had not committed is
+    /// read again by the next instance, as after a crash). Kafka calls wait up to 30 s when the
+    /// brokers are gone, and an orchestrator kills the process anyway (Kubernetes after 30 s).
+    /// Default 20.
+    #[serde(default = "default_stop_grace_secs")]
+    pub stop_grace_secs: u64,
+}
+
+fn default_stop_grace_secs() -> u64 {
+    20
 }
 
 fn default_instance_id() -> String {
@@ -179,6 +190,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             instance_id: default_instance_id(),
+            stop_grace_secs: default_stop_grace_secs(),
         }
     }
 }
@@ -190,6 +202,13 @@ impl ServiceConfig {
                 "service.instance_id",
                 format!("expected [A-Za-z0-9._-]+, got {:?}", self.instance_id),
                 "use letters, digits, '.', '_' and '-' only (it becomes part of Kafka transactional ids)",
+            ));
+        }
+        if !(1..=3600).contains(&self.stop_grace_secs) {
+            return Err(ConfigError::invalid(
+                "service.stop_grace_secs",
+                format!("expected 1–3600 seconds, got {}", self.stop_grace_secs),
+                "give the seconds a stopping service may take, e.g. 20 (less than the orchestrator's own grace period)",
             ));
         }
         Ok(())

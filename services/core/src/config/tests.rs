@@ -260,6 +260,10 @@ fn other_validation() {
         "service.instance_id",
     );
     check(
+        &[("SFJIRA_SERVICE__STOP_GRACE_SECS", "0")],
+        "service.stop_grace_secs",
+    );
+    check(
         &[("SFJIRA_KAFKA__TOPIC_PREFIX", "acme/")],
         "kafka.topic_prefix",
     );

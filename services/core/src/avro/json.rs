@@ -146,13 +146,7 @@ impl JsonReader {
                     None => return Err(invalid(format!("enum index {i} is out of range"))),
                 }
             }
-            Node::Union(branches) => {
-                let i = long(b)?;
-                match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                    Some(&branch) => self.node(branch, b, inner)?,
-                    None => return Err(invalid(format!("union branch {i} is out of range"))),
-                }
-            }
+            Node::Union(branches) => self.node(union_branch(b, branches)?, b, inner)?,
             Node::Record(fields) => {
                 let mut obj = Map::new();
                 for (name, at) in fields {
@@ -291,6 +285,15 @@ pub(super) fn long(b: &mut &[u8]) -> Result<i64, ReadError> {
 fn int(b: &mut &[u8]) -> Result<i32, ReadError> {
     let n = long(b)?;
     i32::try_from(n).map_err(|_| invalid(format!("{n} does not fit an int")))
+}
+
+/// A union's branch index, read, and the node of that branch.
+pub(super) fn union_branch(b: &mut &[u8], branches: &[usize]) -> Result<usize, ReadError> {
+    let i = long(b)?;
+    usize::try_from(i)
+        .ok()
+        .and_then(|i| branches.get(i).copied())
+        .ok_or_else(|| invalid(format!("union branch {i} is out of range")))
 }
 
 pub(super) fn length(b: &mut &[u8]) -> Result<usize, ReadError> {

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use apache_avro::Schema;
 use apache_avro::schema::{FixedSchema, InnerDecimalSchema, UuidSchema};
 
-use super::json::{MAX_DEPTH, ReadError, blocks, invalid, length, long, take};
+use super::json::{MAX_DEPTH, ReadError, blocks, invalid, length, long, take, union_branch};
 
 /// A recursive schema compiled to the shapes of its encoding (Avro 1.11 spec, "Binary
 /// Encoding"): enough to step over a body, level by level.
@@ -73,13 +73,7 @@ impl NestingLimit {
                 let n = length(b)?;
                 take(b, n)?;
             }
-            Shape::Union(branches) => {
-                let i = long(b)?;
-                match usize::try_from(i).ok().and_then(|i| branches.get(i)) {
-                    Some(&branch) => self.step(branch, b, inner)?,
-                    None => return Err(invalid(format!("union branch {i} is out of range"))),
-                }
-            }
+            Shape::Union(branches) => self.step(union_branch(b, branches)?, b, inner)?,
             Shape::Record(fields) => {
                 for &field in fields {
                     self.step(field, b, inner)?;

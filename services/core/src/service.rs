@@ -119,26 +119,28 @@ impl StopSignal {
 
     /// Resolves when the signal has come: what a service's run loop selects on.
     pub fn shutdown(&self) -> Shutdown {
+        Box::pin(self.received())
+    }
+
+    /// Resolves when the signal has come. The sender lives until the signal: an error means
+    /// the signal task is gone, and the service is left to run.
+    fn received(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut received = self.received.clone();
-        Box::pin(async move {
-            // The sender lives until the signal: an error means the signal task is gone, and
-            // the service is left to run.
+        async move {
             if received.wait_for(|r| *r).await.is_err() {
                 std::future::pending::<()>().await;
             }
-        })
+        }
     }
 
     /// Runs `service` to its end; if it is still running the grace period after the signal,
     /// logs why and ends the process with status 1 — without waiting for the calls still in
     /// flight (tokio's runtime would, when dropped, wait for its blocking Kafka calls).
     pub async fn bound<T>(&self, service: impl Future<Output = T>) -> T {
-        let mut received = self.received.clone();
         let grace = self.grace;
+        let received = self.received();
         let overdue = async move {
-            if received.wait_for(|r| *r).await.is_err() {
-                std::future::pending::<()>().await;
-            }
+            received.await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
@@ -159,7 +161,7 @@ impl StopSignal {
 }
 
 /// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
     tokio::select! {

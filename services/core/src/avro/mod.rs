@@ -115,15 +115,14 @@ pub struct AvroCodec {
     /// (subject, schema JSON) → registered schema.
     writers: Mutex<HashMap<(String, String), Arc<WriterSchema>>>,
     /// Schema id → its resolved reader (resolving costs more than decoding a record; the schema
-    /// is leaked once per id, a handful per process, as for writers). `None`: a schema this
-    /// codec cannot resolve on its own (registry references).
+    /// is leaked once per id, a handful per process, as for writers).
     readers: Mutex<HashMap<u32, Arc<SchemaReader>>>,
 }
 
 /// A fetched schema ready for reading, and its record name.
 struct SchemaReader {
-    /// apache-avro's reader of the schema; `None` when it cannot resolve the schema (the
-    /// converter's decoder is used then).
+    /// apache-avro's reader of the schema; `None` when it cannot resolve the schema on its own
+    /// (registry references): the converter's decoder is used then.
     tree: Option<GenericDatumReader<'static>>,
     name: Option<String>,
     /// Reads bodies straight into JSON, when the schema's types allow ([`json`]).
@@ -224,10 +223,9 @@ impl AvroCodec {
             });
         };
         let mut body = &bytes[5..];
-        let value = json.read(&mut body).map_err(|e| match e {
-            ReadError::CutShort => cut_short(schema_id, bytes),
-            ReadError::Invalid(why) => undecodable(schema_id, why),
-        })?;
+        let value = json
+            .read(&mut body)
+            .map_err(|e| read_error(schema_id, bytes, e))?;
         whole_body_read(schema_id, body.len())?;
         Ok(Decoded {
             schema_id,
@@ -245,10 +243,9 @@ impl AvroCodec {
         bytes: &[u8],
     ) -> Result<Decoded, StageError> {
         if let Some(limit) = &r.nesting {
-            limit.check(&bytes[5..]).map_err(|e| match e {
-                ReadError::CutShort => cut_short(schema_id, bytes),
-                ReadError::Invalid(why) => undecodable(schema_id, why),
-            })?;
+            limit
+                .check(&bytes[5..])
+                .map_err(|e| read_error(schema_id, bytes, e))?;
         }
         let Some(tree) = &r.tree else {
             // The converter's decoder, without the check for a body cut short.
@@ -446,6 +443,14 @@ impl std::io::Read for EndWatch<'_> {
 pub fn rabin_fingerprint(schema: &Schema) -> u64 {
     let bytes = schema.fingerprint::<apache_avro::rabin::Rabin>().bytes;
     u64::from_le_bytes(bytes.try_into().expect("a Rabin fingerprint is 8 bytes"))
+}
+
+/// What a body read here ([`json`], [`nesting`]) went wrong with, as the codec's error.
+fn read_error(schema_id: u32, framed: &[u8], e: ReadError) -> StageError {
+    match e {
+        ReadError::CutShort => cut_short(schema_id, framed),
+        ReadError::Invalid(why) => undecodable(schema_id, why),
+    }
 }
 
 fn undecodable(schema_id: u32, why: String) -> StageError {

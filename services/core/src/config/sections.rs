@@ -164,9 +164,9 @@ pub struct ServiceConfig {
     pub instance_id: String,
     /// After SIGTERM/SIGINT, how long the service may take to finish the batch in hand and
     /// stop, in seconds; past it the process exits with status 1 (what it had not committed is
-    /// read again by the next instance, as after a crash). Kafka calls wait up to 30 s when the
-    /// brokers are gone, and an orchestrator kills the process anyway (Kubernetes after 30 s).
-    /// Default 20.
+    /// read again by the next instance, as after a crash). With the brokers gone, Kafka calls
+    /// wait 30 s and are retried (a jira-source took 160 s to stop), and an orchestrator kills
+    /// the process anyway (Kubernetes after 30 s). Default 20.
     #[serde(default = "default_stop_grace_secs")]
     pub stop_grace_secs: u64,
 }

@@ -99,14 +99,15 @@ fn datetime_or_date(v: &Value) -> Result<DateTime<Utc>, String> {
             .ok_or_else(|| format!("{v} is not an epoch-milliseconds time")),
         // A plain date (Salesforce's date fields) is tried first when the text has a date's
         // length: its fixed-format parse costs less than two failed date-time parses.
-        Value::String(s) if s.len() == 10 => s
-            .parse::<NaiveDate>()
-            .map(midnight)
-            .or_else(|_| date_time(s))
-            .map_err(|_| not_a_date(s)),
+        Value::String(s)
+            if s.len() == 10
+                && let Ok(d) = s.parse::<NaiveDate>() =>
+        {
+            Ok(midnight(d))
+        }
         Value::String(s) => date_time(s)
             .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(midnight))
-            .map_err(|_| not_a_date(s)),
+            .map_err(|_| format!("'{s}' is not a date or date-time (expected ISO 8601)")),
         _ => Err(format!("{v} is not a date or date-time")),
     }
 }
@@ -119,10 +120,6 @@ fn date_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
-}
-
-fn not_a_date(s: &str) -> String {
-    format!("'{s}' is not a date or date-time (expected ISO 8601)")
 }
 
 /// Plain text as an Atlassian Document: one paragraph per blank-line-separated block, line

@@ -33,25 +33,26 @@ impl RecordDiscarded<'_> {
     }
 }
 
-/// One batch committed: its size and how long it took from first record to commit.
-pub struct BatchCommitted {
+/// One transaction committed: its records and how long it was open, from its first record's
+/// chunk to the commit. (The metrics keep their `batch` names, which dashboards know.)
+pub struct TransactionCommitted {
     pub records: usize,
     pub seconds: f64,
 }
 
-impl BatchCommitted {
+impl TransactionCommitted {
     pub fn emit(&self) {
         tracing::debug!(
             records = self.records,
             seconds = self.seconds,
-            "batch committed"
+            "transaction committed"
         );
         histogram!("sfjira_transformer_batch_seconds").record(self.seconds);
         counter!("sfjira_transformer_batches_total").increment(1);
     }
 }
 
-/// The records of a committed batch: for each, how long from its append to the input topic
+/// The records of a committed transaction: for each, how long from its append to the input topic
 /// (its Kafka timestamp) until its commands became visible — the transformer's processing
 /// latency per record, queueing included.
 pub struct RecordsCommitted<'a> {

@@ -506,6 +506,58 @@ async fn records_become_commands_or_dead_letters_exactly_once_and_replay_gives_t
     );
 }
 
+/// A backlog streams through in transactions that fill up to `batch_size`, not one per chunk
+/// read (256 records) or per `batch_wait_ms`, and every record yields its command once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_is_committed_in_full_transactions_with_every_command_once() {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    const RECORDS: usize = 3000;
+    let stack = Stack::new("xf-backlog", 1000).await;
+    let topic = stack.topic("salesforce.cdc.Opportunity");
+    let codec = AvroCodec::new(&stack.cfg.registry).unwrap();
+    let writer = codec
+        .register(&topic, &Schema::parse_str(OPPORTUNITY_CHANGE).unwrap())
+        .await
+        .unwrap();
+    // Queued all at once (one awaited send per record would take minutes).
+    let producer: FutureProducer = client_config().create().unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..RECORDS {
+        let id = format!("006B{i:011}");
+        let value = change(
+            &id,
+            "CREATE",
+            HUMAN,
+            "Closed Won",
+            200_000.0,
+            "2027-03-01",
+            i as u64 + 1,
+        );
+        let payload = codec.encode(&writer, value).unwrap();
+        let record = FutureRecord::to(&topic).key(&id).payload(&payload);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    for d in deliveries {
+        d.await.unwrap().unwrap();
+    }
+
+    let summary = stack.run_until(RECORDS).await;
+    assert_eq!(summary.records, RECORDS as u64, "{summary:?}");
+    assert!(
+        (3..=5).contains(&summary.transactions),
+        "3 000 records in transactions of up to 1 000: {summary:?}"
+    );
+    let ids: HashSet<String> = stack
+        .commands()
+        .await
+        .into_iter()
+        .map(|(_, c)| c.source.id)
+        .collect();
+    assert_eq!(ids.len(), RECORDS, "one command per record, none twice");
+    assert_eq!(stack.commands().await.len(), RECORDS);
+}
+
 fn spawn_transformer(config: &std::path::Path) -> Child {
     Process::new(env!("CARGO_BIN_EXE_sfjira-transformer"))
         .arg("--config")

@@ -1,8 +1,7 @@
-//! Preparing a batch: everything the transformer does to a batch of source records before the
-//! transaction — decode, map, encode commands and dead letters, each with its trace context —
-//! with no Kafka producer involved. Kept apart from committing so the next batch can be
-//! prepared while the previous one commits (the commit is a broker round trip, the preparing is
-//! CPU: overlapping them is where the throughput comes from).
+//! Preparing a chunk of records: everything the transformer does to source records before they
+//! go into a transaction — decode, map, encode commands and dead letters, each with its trace
+//! context — with no Kafka producer involved. Kept apart from producing so chunks are prepared
+//! on every core while the transaction loop produces and commits ([`super::pipeline`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use crate::events::RecordDiscarded;
 use crate::input;
 use crate::mapping::Mapping;
 
-/// What a batch becomes: the records to produce (in order) and the offsets to commit.
+/// What a chunk becomes: the records to produce (in order) and the offsets to commit.
 pub struct Prepared {
     pub outputs: Vec<OutRecord>,
     pub offsets: OffsetTracker,
@@ -98,11 +97,8 @@ impl TraceLink {
 #[derive(Debug)]
 pub struct Retryable(pub String);
 
-/// Below this many records per slice, spreading a batch over tasks costs more than it saves.
-const MIN_SLICE: usize = 256;
-
 impl Prepared {
-    fn empty() -> Self {
+    pub fn empty() -> Self {
         Prepared {
             outputs: Vec::new(),
             offsets: OffsetTracker::new(),
@@ -113,8 +109,8 @@ impl Prepared {
         }
     }
 
-    /// Appends a later slice of the same batch.
-    fn absorb(&mut self, later: Prepared) {
+    /// Appends a later chunk of the same transaction.
+    pub fn absorb(&mut self, later: Prepared) {
         self.outputs.extend(later.outputs);
         self.offsets.merge(&later.offsets);
         for (topic, (count, bytes)) in later.received {
@@ -131,36 +127,6 @@ impl Prepared {
 }
 
 impl Preparer {
-    /// [`Self::prepare`] on up to `slices` contiguous slices of the batch, each on its own task
-    /// (so on every core: mapping is CPU work), joined in order — the outputs keep the batch's
-    /// order, so commands about one record stay in order.
-    pub async fn prepare_in_slices(
-        self: Arc<Self>,
-        mut batch: Vec<OwnedMessage>,
-        slices: usize,
-    ) -> Result<Prepared, Retryable> {
-        let size = batch.len().div_ceil(slices.max(1)).max(MIN_SLICE);
-        if batch.len() <= size {
-            return self.prepare(batch).await;
-        }
-        let mut tasks = Vec::new();
-        while !batch.is_empty() {
-            let rest = batch.split_off(size.min(batch.len()));
-            let slice = std::mem::replace(&mut batch, rest);
-            let me = Arc::clone(&self);
-            tasks.push(tokio::spawn(async move { me.prepare(slice).await }));
-        }
-        let mut merged = Prepared::empty();
-        for task in tasks {
-            match task.await {
-                Ok(slice) => merged.absorb(slice?),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(Retryable(format!("preparing a slice: {e}"))),
-            }
-        }
-        Ok(merged)
-    }
-
     pub async fn prepare(&self, batch: Vec<OwnedMessage>) -> Result<Prepared, Retryable> {
         let mut out = Prepared {
             outputs: Vec::with_capacity(batch.len()),

@@ -44,6 +44,11 @@ async fn pass_through(
         .set("group.id", unique("bench-pass"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
+        // As sfjira's consumer does (core/src/kafka/consumer.rs): with librdkafka's default of
+        // 1 000 ms, a full prefetch queue postponed the next fetch by a second even when the
+        // queue was drained at once, and the baseline ran anywhere from 58k to 296k records/s
+        // depending on whether a round hit that pause.
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .unwrap();
     consumer.subscribe(&[from.as_str()]).unwrap();
@@ -79,9 +84,10 @@ async fn pass_through(
 }
 
 /// The second baseline: the same forwarding with the transformer's exactly-once machinery
-/// (sfjira's consumer and transactional producer, offsets in the transaction, batches of 2000
-/// records or 20 ms) and no mapping — what transactions alone cost on this broker. Returns
-/// the time for `n` records after the warm-up one.
+/// (sfjira's consumer and transactional producer, each record produced as it is read, offsets
+/// in the transaction, transactions of up to 10 000 records committed early once nothing more
+/// is waiting) and no mapping — what transactions alone cost on this broker. Returns the time
+/// for `n` records after the warm-up one.
 async fn eos_pass_through(from: String, to: String, n: usize) -> Duration {
     use sfjira_core::kafka::{KafkaConsumer, OffsetTracker, OutRecord, TransactionalProducer};
     let group = unique("bench-eos");
@@ -93,24 +99,26 @@ async fn eos_pass_through(from: String, to: String, n: usize) -> Duration {
     let mut done = 0usize;
     let mut started: Option<Instant> = None;
     while done < n + 1 {
-        let mut batch = Vec::new();
         let mut offsets = OffsetTracker::new();
+        let mut in_txn = 0usize;
         let first = consumer.recv().await.unwrap().detach();
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
-        while batch.len() < 2000 {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(m) => batch.push(m.unwrap().detach()),
-                Err(_) => break,
-            }
-        }
         producer.begin().unwrap();
-        for m in &batch {
-            offsets.record(m);
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            offsets.record(&m);
             producer
-                .send_prepared(&OutRecord::copy_of(m, to.clone()))
+                .send_prepared(&OutRecord::copy_of(&m, to.clone()))
                 .await
                 .unwrap();
+            in_txn += 1;
+            // The warm-up record commits alone, so the clock starts with the timed records.
+            if started.is_some() && in_txn < 10_000 {
+                next = match tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await
+                {
+                    Ok(m) => Some(m.unwrap().detach()),
+                    Err(_) => None,
+                };
+            }
         }
         producer
             .send_offsets(&offsets.to_list(), consumer.group_metadata().unwrap())
@@ -119,7 +127,7 @@ async fn eos_pass_through(from: String, to: String, n: usize) -> Duration {
         producer.commit().await.unwrap();
         // The warm-up record's transaction starts the clock, like the other two stages'.
         started.get_or_insert_with(Instant::now);
-        done += batch.len();
+        done += in_txn;
     }
     started.map_or(Duration::ZERO, |t| t.elapsed())
 }
@@ -169,6 +177,54 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU a stage costs per record: its own process's and the broker's, over the same span.
+/// The broker's is part of the price too (transactions cost it CPU), and on this 2-core box
+/// the two compete for the same cores.
+struct CpuMeter {
+    pid: u32,
+    own: f64,
+    broker: Option<(u32, f64)>,
+}
+
+impl CpuMeter {
+    fn start(pid: u32) -> Self {
+        let broker = broker_pid().and_then(|b| Some((b, cpu_seconds(b)?)));
+        CpuMeter {
+            pid,
+            own: cpu_seconds(pid).unwrap_or(0.0),
+            broker,
+        }
+    }
+
+    /// (own, broker) microseconds per record since [`Self::start`]; the broker's is NaN when
+    /// its process is not known.
+    fn per_record(&self, records: f64) -> (f64, f64) {
+        let own = cpu_seconds(self.pid).unwrap_or(0.0) - self.own;
+        let broker = self
+            .broker
+            .and_then(|(pid, at)| Some(cpu_seconds(pid)? - at))
+            .unwrap_or(f64::NAN);
+        (own * 1e6 / records, broker * 1e6 / records)
+    }
+}
+
+/// The broker `make infra-up` started (its PID file under SFJIRA_RUN_DIR, `<repo>/.run` by
+/// default), if that process is a Kafka broker; `None` for a broker started elsewhere.
+fn broker_pid() -> Option<u32> {
+    let run = std::env::var("SFJIRA_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.run"));
+    let pid: u32 = std::fs::read_to_string(run.join("kafka/kafka.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains("kafka")
+        .then_some(pid)
+}
+
 /// One round's figures. Each round runs all three stages on fresh topics; the box's noise
 /// (another process, the broker's JIT and GC) moves single runs by ±30 %, so the summary is the
 /// median of the rounds.
@@ -178,9 +234,15 @@ struct Figures {
     eos_rate: f64,
     rate: f64,
     peak_mb: f64,
-    cpu_us_per_record: f64,
     cpu_share: f64,
     produced: usize,
+    /// (own, broker) CPU microseconds per record of each stage.
+    base_cpu: (f64, f64),
+    eos_cpu: (f64, f64),
+    cpu: (f64, f64),
+    /// The mean command record: payload and header bytes.
+    command_bytes: (usize, usize),
+    input_bytes: usize,
 }
 
 #[tokio::main]
@@ -203,40 +265,38 @@ async fn main() {
             f.rate,
             f.rate / f.base_rate,
             f.peak_mb,
-            f.cpu_us_per_record
+            f.cpu.0
         );
         all.push(f);
     }
-    let median = |key: fn(&Figures) -> f64| {
+    let median = |key: &dyn Fn(&Figures) -> f64| {
         let mut v: Vec<f64> = all.iter().map(key).collect();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let base_rate = median(|f| f.base_rate);
-    let eos_rate = median(|f| f.eos_rate);
-    let rate = median(|f| f.rate);
+    let base_rate = median(&|f| f.base_rate);
+    let eos_rate = median(&|f| f.eos_rate);
+    let rate = median(&|f| f.rate);
     println!("median of {rounds} round(s):");
-    println!(
-        "{:<36} {:>9.0} records/s",
-        "baseline: consume -> produce", base_rate
-    );
-    println!(
-        "{:<36} {:>9.0} records/s",
-        "transformer: EOS, demo mapping", rate
-    );
-    println!(
-        "{:<36} {:>9.0} records/s",
-        "baseline: same, in transactions", eos_rate
-    );
+    let stage = |name: &str, rate: f64, cpu: fn(&Figures) -> (f64, f64)| {
+        println!(
+            "{name:<36} {rate:>9.0} records/s (CPU per record: {:.1} us in the process, {:.1} us in the broker)",
+            median(&|f| cpu(f).0),
+            median(&|f| cpu(f).1)
+        );
+    };
+    stage("baseline: consume -> produce", base_rate, |f| f.base_cpu);
+    stage("transformer: EOS, demo mapping", rate, |f| f.cpu);
+    stage("baseline: same, in transactions", eos_rate, |f| f.eos_cpu);
     println!(
         "{:<36} {:>9.2}   (target >= 0.5)",
         "ratio transformer / baseline",
-        median(|f| f.rate / f.base_rate)
+        median(&|f| f.rate / f.base_rate)
     );
     println!(
         "{:<36} {:>9.2}   (mapping's share: what is left after transactions)",
         "ratio transformer / txn baseline",
-        median(|f| f.rate / f.eos_rate)
+        median(&|f| f.rate / f.eos_rate)
     );
     println!(
         "{:<36} {:>9.1} MB (target < 100 MB; the highest round)",
@@ -244,10 +304,14 @@ async fn main() {
         all.iter().map(|f| f.peak_mb).fold(0.0, f64::max)
     );
     println!(
-        "{:<36} {:>9.1} us/record ({:.0}% of one core while running)",
+        "{:<36} {:>9.0}% of one core while running",
         "transformer CPU",
-        median(|f| f.cpu_us_per_record),
-        median(|f| f.cpu_share)
+        median(&|f| f.cpu_share)
+    );
+    let (payload, headers) = all[0].command_bytes;
+    println!(
+        "{:<36} {:>9} B + {headers} B of headers (input records: {} B)",
+        "mean command record", payload, all[0].input_bytes
     );
     let produced = all.iter().map(|f| f.produced).min().unwrap_or(0);
     println!(
@@ -321,15 +385,19 @@ async fn round(n: usize) -> Figures {
     ));
     started_rx.await.unwrap();
     let t0 = Instant::now();
+    let meter = CpuMeter::start(std::process::id());
     forward.await.unwrap();
     let baseline = t0.elapsed();
+    let base_cpu = meter.per_record(n as f64);
     let base_rate = n as f64 / baseline.as_secs_f64();
 
     // Second baseline: the same forwarding in Kafka transactions, no mapping.
     let eos_in = format!("{prefix}eos.in");
     let eos_out = format!("{prefix}eos.out");
     produce(&eos_in, &records).await;
+    let meter = CpuMeter::start(std::process::id());
     let eos = eos_pass_through(eos_in, eos_out, n).await;
+    let eos_cpu = meter.per_record(n as f64);
     let eos_rate = n as f64 / eos.as_secs_f64();
 
     // The transformer, as its own process (so its memory is its own), warmed up the same way.
@@ -381,6 +449,7 @@ async fn round(n: usize) -> Figures {
         done_at_start = high_watermark(&watermarks, &commands);
     }
     let cpu0 = cpu_seconds(child.id()).unwrap_or(0.0);
+    let meter = CpuMeter::start(child.id());
     let t0 = Instant::now();
     let mut peak = 0.0_f64;
     // The watermark counts commit markers too (one per transaction and partition), so it
@@ -392,15 +461,16 @@ async fn round(n: usize) -> Figures {
     }
     let elapsed = t0.elapsed();
     let cpu = cpu_seconds(child.id()).unwrap_or(0.0) - cpu0;
+    let timed = (n as i64 + 1 - done_at_start).max(1) as f64;
+    let cpu_per_record = meter.per_record(timed);
     peak = peak.max(peak_rss_mb(child.id()).unwrap_or(0.0));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    let produced = read_all(&commands, n + 1, Duration::from_secs(60))
-        .await
-        .len();
-    let timed = (n as i64 + 1 - done_at_start).max(1) as f64;
+    let commands_read = read_all(&commands, n + 1, Duration::from_secs(60)).await;
+    let produced = commands_read.len();
+    let command_bytes = mean_record_bytes(&commands_read);
     let _ = std::fs::remove_dir_all(dir);
     delete_topics(&topics).await;
     Figures {
@@ -408,8 +478,32 @@ async fn round(n: usize) -> Figures {
         eos_rate,
         rate: timed / elapsed.as_secs_f64(),
         peak_mb: peak,
-        cpu_us_per_record: cpu * 1e6 / timed,
         cpu_share: 100.0 * cpu / elapsed.as_secs_f64(),
         produced,
+        base_cpu,
+        eos_cpu,
+        cpu: cpu_per_record,
+        command_bytes,
+        input_bytes: records[1].1.len(),
     }
+}
+
+/// Mean payload and header bytes of `records`.
+fn mean_record_bytes(records: &[rdkafka::message::OwnedMessage]) -> (usize, usize) {
+    use rdkafka::message::Headers;
+    let n = records.len().max(1);
+    let payload: usize = records
+        .iter()
+        .map(|m| m.payload().map_or(0, <[u8]>::len))
+        .sum();
+    let headers: usize = records
+        .iter()
+        .filter_map(|m| m.headers())
+        .map(|h| {
+            h.iter()
+                .map(|x| x.key.len() + x.value.map_or(0, <[u8]>::len))
+                .sum::<usize>()
+        })
+        .sum();
+    (payload / n, headers / n)
 }

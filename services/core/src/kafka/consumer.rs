@@ -78,13 +78,13 @@ impl KafkaConsumer {
         if cfg.get("auto.offset.reset").is_none() {
             cfg.set("auto.offset.reset", "earliest");
         }
-        // librdkafka prefetches up to 64 MB per consumer by default; a stage holds its batch in
-        // memory as well, so prefetch less and keep the process small (a property in the
-        // deployment's kafka.properties wins). 8 MB is four of the transformer's 2 000-record
-        // batches of ~1 KB records ahead: `make bench` read as fast with it as with 16 MB
-        // (78–93k records/s either way) and the transformer's peak RSS fell by ~10 MB.
+        // librdkafka prefetches up to 64 MB per consumer by default; a stage holds what it
+        // works on in memory as well, so prefetch less and keep the process small (a property
+        // in the deployment's kafka.properties wins). 4 MB is ~40 ms of the transformer's
+        // stream of ~1 KB records at full speed: `make bench` read as fast with it as with
+        // 8 MB (the default before records streamed through) and the peak RSS was 2-4 MB lower.
         if cfg.get("queued.max.messages.kbytes").is_none() {
-            cfg.set("queued.max.messages.kbytes", "8192");
+            cfg.set("queued.max.messages.kbytes", "4096");
         }
         // Once that queue is full, librdkafka postpones the partition's next fetch by
         // `fetch.queue.backoff.ms`, 1000 ms by default (librdkafka CONFIGURATION.md), even when

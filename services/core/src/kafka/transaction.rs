@@ -63,6 +63,15 @@ impl TransactionalProducer {
     ) -> Result<Self, TxnError> {
         let mut config = base.clone();
         config.set("transactional.id", transactional_id);
+        // Records wait in the client until a produce batch is full or this long: nothing waits
+        // on it, since the commit sends whatever is queued at once (`flush_ignoring_linger`).
+        // Larger batches cost less CPU per record in the client and in the broker: the
+        // transformer's per-record CPU fell from 12.6-13.1 to 10.5-10.9 us and the broker's
+        // from 5.1 to 3.5 us at 50 ms instead of librdkafka's 5 ms (`make bench`). A value in
+        // the deployment's kafka.properties wins.
+        if config.get("linger.ms").is_none() && config.get("queue.buffering.max.ms").is_none() {
+            config.set("linger.ms", "50");
+        }
         let producer = create_and_init(&config, op_timeout).await?;
         Ok(TransactionalProducer {
             producer,
@@ -135,7 +144,7 @@ impl TransactionalProducer {
     pub async fn flush(&self) -> Result<(), TxnError> {
         let producer = self.producer.clone();
         let timeout = self.op_timeout;
-        blocking(move || producer.flush(timeout))
+        blocking(move || flush_ignoring_linger(&producer, timeout))
             .await
             .map_err(|e| TxnError::Aborted {
                 reason: format!("flushing: {e}"),
@@ -188,6 +197,15 @@ impl TransactionalProducer {
     /// Waits for the delivery report of every record sent in the open transaction; one not
     /// delivered aborts the transaction.
     async fn await_deliveries(&mut self) -> Result<(), TxnError> {
+        if !self.in_flight.is_empty() {
+            let producer = self.producer.clone();
+            let timeout = self.op_timeout;
+            if let Err(e) = blocking(move || flush_ignoring_linger(&producer, timeout)).await {
+                return Err(self
+                    .abort_after(format!("sending the transaction's records: {e}"))
+                    .await);
+            }
+        }
         let mut undelivered = None;
         for fut in self.in_flight.drain(..) {
             match fut.await {
@@ -274,6 +292,27 @@ impl TransactionalProducer {
             Ok(()) => TxnError::Aborted { reason },
             Err(abort_err) => abort_err,
         }
+    }
+}
+
+/// Sends every queued record now and waits until each one's delivery is reported (or
+/// `timeout` passes).
+///
+/// Why not rdkafka's `Producer::flush`: librdkafka ignores `linger.ms` only for as long as its
+/// `rd_kafka_flush` call lasts, and rdkafka calls it without waiting, then waits in `poll`
+/// steps of up to 100 ms during which linger applies again — so a transaction's last records
+/// still waited out `linger.ms` before its commit. One call with the whole timeout holds the
+/// flush for the whole wait.
+fn flush_ignoring_linger(producer: &FutureProducer, timeout: Duration) -> Result<(), KafkaError> {
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the pointer is `producer`'s live librdkafka handle, which `producer` keeps alive
+    // for the whole call; `rd_kafka_flush` is thread-safe (it polls the producer's queue as its
+    // polling thread does, and delivery callbacks may run on either).
+    let code =
+        unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms) };
+    match RDKafkaErrorCode::from(code) {
+        RDKafkaErrorCode::NoError => Ok(()),
+        code => Err(KafkaError::Flush(code)),
     }
 }
 

@@ -22,7 +22,6 @@ use scope::{ROOT_CONTEXT, record_scope};
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde_json::Value;
 use sfjira_core::errors::{ErrorCode, StageError};
@@ -432,12 +431,15 @@ pub fn command_id(flow: &str, source: &str, id: &str, version: &str) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.finalize()[..16]
-        .iter()
-        .fold(String::with_capacity(32), |mut id, b| {
-            let _ = write!(id, "{b:02x}"); // writing to a String cannot fail
-            id
-        })
+    // Lower-case hex by table: `write!(id, "{b:02x}")` per byte went through the formatting
+    // machinery 16 times per command (~1 % of the transformer's CPU in perf).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for b in &h.finalize()[..16] {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id
 }
 
 #[cfg(test)]

@@ -132,6 +132,22 @@ fn command_ids_are_stable_and_differ_per_version() {
     assert_eq!(a.len(), 32);
 }
 
+/// The sinks recognise a replayed command by its id, so the id of a given source version must
+/// not change between releases either: the first 16 bytes of SHA-256 over the parts, each
+/// followed by a NUL, in lower-case hex (computed independently, with Python's hashlib).
+#[test]
+fn a_command_id_is_the_same_in_every_release() {
+    assert_eq!(
+        super::command_id(
+            "opportunity-to-story",
+            "salesforce:Opportunity",
+            "0065g00000DealAAA",
+            "replay-1"
+        ),
+        "12e39eccd7d678d161f8076d6609c58b"
+    );
+}
+
 #[test]
 fn triggers_and_change_conditions_skip_what_does_not_qualify() {
     let m = demo();

@@ -82,8 +82,10 @@ impl PreparePipeline {
         }
     }
 
-    /// Stops reading and preparing and waits until nothing of it runs any more, so the
-    /// consumer can be rewound without a read racing the seek.
+    /// Stops reading and preparing, and waits until the reader has stopped (so the consumer
+    /// can be rewound without a read racing the seek) and every queued chunk's task has ended.
+    /// A chunk the reader had read but not queued yet may still be prepared on its task; that
+    /// touches no consumer and its result is dropped.
     pub async fn stop(mut self) {
         self.reader.abort();
         let _ = (&mut self.reader).await;

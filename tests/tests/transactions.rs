@@ -213,3 +213,45 @@ async fn a_transaction_abandoned_by_a_cancelled_caller_is_aborted_before_the_nex
         .collect();
     assert_eq!(payloads, ["kept"], "only the committed record is visible");
 }
+
+/// `recv_now` hands over what the consumer already holds and never waits: the stage's reader
+/// uses it to tell a backlog (records waiting) from a caught-up stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn recv_now_takes_what_is_waiting_and_never_waits() {
+    let topic = fresh_topic("recv-now", 1).await;
+    let base = client_config();
+    let source = IdempotentProducer::new(&base).unwrap();
+    for i in 0..3 {
+        source
+            .send(&OutRecord::new(&topic).key(format!("k{i}")).payload("v"))
+            .await
+            .unwrap();
+    }
+    let consumer = KafkaConsumer::new(&base, &unique("recv-now"), &[&topic]).unwrap();
+    // The first record needs the group joined and a fetch: wait for it.
+    let first = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .expect("the first record arrives")
+        .unwrap();
+    assert_eq!(first.offset(), 0);
+    drop(first);
+    // The same fetch brought the other two: they are there at once.
+    let mut offsets = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while offsets.len() < 2 && std::time::Instant::now() < deadline {
+        match consumer.recv_now() {
+            Some(m) => offsets.push(m.unwrap().offset()),
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert_eq!(offsets, [1, 2]);
+    // Nothing more in the topic: an immediate None, however often it is asked.
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        assert!(consumer.recv_now().is_none(), "nothing else was produced");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "recv_now never waits"
+    );
+}

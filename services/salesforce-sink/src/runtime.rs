@@ -33,7 +33,7 @@ use sfjira_core::kafka::{
     topic_name,
 };
 use sfjira_core::links::{self, LinkStore};
-use sfjira_core::telemetry::events::{RecordsReceived, TransactionAborted};
+use sfjira_core::telemetry::events::{ReceivedTally, TransactionAborted};
 use sfjira_core::telemetry::messaging::process_span_for_message;
 use tokio::time::Instant;
 
@@ -270,12 +270,10 @@ impl Sink {
         let mut outputs: Vec<OutRecord> = Vec::new();
         let mut ready: Vec<Pending> = Vec::new();
         let mut replays = 0u64;
-        let mut received: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut received = ReceivedTally::default();
         for msg in &batch {
             self.read.record(msg);
-            let e = received.entry(msg.topic().to_string()).or_default();
-            e.0 += 1;
-            e.1 += msg.payload().map_or(0, <[u8]>::len) as u64;
+            received.add(msg.topic(), msg.payload().map_or(0, <[u8]>::len) as u64);
             match self.decode(msg).await? {
                 Err(dead) => outputs.push(dead),
                 Ok(p) if self.applied.contains(&p.cmd.command_id) => replays += 1,
@@ -325,15 +323,7 @@ impl Sink {
             return Ok(0);
         }
         self.commit(&outputs, &offsets).await?;
-        for (topic, (count, bytes)) in &received {
-            RecordsReceived {
-                stage: STAGE,
-                topic,
-                count: *count,
-                bytes: *bytes,
-            }
-            .emit();
-        }
+        received.emit(STAGE);
         for (p, o) in ready.iter().zip(&outcomes) {
             if matches!(o.result, AuditResult::Applied | AuditResult::Skipped) {
                 self.applied.insert(p.cmd.command_id.clone());

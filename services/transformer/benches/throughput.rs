@@ -448,7 +448,6 @@ async fn round(n: usize) -> Figures {
         tokio::time::sleep(Duration::from_millis(5)).await;
         done_at_start = high_watermark(&watermarks, &commands);
     }
-    let cpu0 = cpu_seconds(child.id()).unwrap_or(0.0);
     let meter = CpuMeter::start(child.id());
     let t0 = Instant::now();
     let mut peak = 0.0_f64;
@@ -460,7 +459,6 @@ async fn round(n: usize) -> Figures {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = t0.elapsed();
-    let cpu = cpu_seconds(child.id()).unwrap_or(0.0) - cpu0;
     let timed = (n as i64 + 1 - done_at_start).max(1) as f64;
     let cpu_per_record = meter.per_record(timed);
     peak = peak.max(peak_rss_mb(child.id()).unwrap_or(0.0));
@@ -478,7 +476,8 @@ async fn round(n: usize) -> Figures {
         eos_rate,
         rate: timed / elapsed.as_secs_f64(),
         peak_mb: peak,
-        cpu_share: 100.0 * cpu / elapsed.as_secs_f64(),
+        // The process's CPU over the span, as a share of one core.
+        cpu_share: 100.0 * cpu_per_record.0 * timed / 1e6 / elapsed.as_secs_f64(),
         produced,
         base_cpu,
         eos_cpu,

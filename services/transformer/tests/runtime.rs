@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Child, Command as Process};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apache_avro::Schema;
 use apache_avro::types::Value as Avro;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use sfjira_core::avro::AvroCodec;
+use sfjira_core::avro::{AvroCodec, WriterSchema};
 use sfjira_core::command::{Command, CommandKind};
 use sfjira_core::config::SfjiraConfig;
 use sfjira_core::kafka::{IdempotentProducer, OutRecord};
@@ -211,13 +212,19 @@ async fn publish(stack: &Stack, records: Vec<(String, Option<Avro>)>) {
 /// Key, value (`None`: published as JSON text, not Avro) and headers of a record to publish.
 type Published<'a> = (String, Option<Avro>, Vec<(&'a str, &'a str)>);
 
-async fn publish_with_headers(stack: &Stack, records: Vec<Published<'_>>) {
+/// The stack's Opportunity change topic, with a codec and the change schema registered on it.
+async fn opportunity_writer(stack: &Stack) -> (String, AvroCodec, Arc<WriterSchema>) {
     let topic = stack.topic("salesforce.cdc.Opportunity");
     let codec = AvroCodec::new(&stack.cfg.registry).unwrap();
     let writer = codec
         .register(&topic, &Schema::parse_str(OPPORTUNITY_CHANGE).unwrap())
         .await
         .unwrap();
+    (topic, codec, writer)
+}
+
+async fn publish_with_headers(stack: &Stack, records: Vec<Published<'_>>) {
+    let (topic, codec, writer) = opportunity_writer(stack).await;
     let producer = IdempotentProducer::new(&client_config()).unwrap();
     for (key, value, headers) in records {
         let payload = match value {
@@ -513,12 +520,7 @@ async fn a_backlog_is_committed_in_full_transactions_with_every_command_once() {
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
     const RECORDS: usize = 3000;
     let stack = Stack::new("xf-backlog", 1000).await;
-    let topic = stack.topic("salesforce.cdc.Opportunity");
-    let codec = AvroCodec::new(&stack.cfg.registry).unwrap();
-    let writer = codec
-        .register(&topic, &Schema::parse_str(OPPORTUNITY_CHANGE).unwrap())
-        .await
-        .unwrap();
+    let (topic, codec, writer) = opportunity_writer(&stack).await;
     // Queued all at once (one awaited send per record would take minutes).
     let producer: FutureProducer = client_config().create().unwrap();
     let mut deliveries = Vec::new();

@@ -105,8 +105,9 @@ fn default_batch_size() -> usize {
     // Each transaction costs the broker ~4.5 ms of CPU here, whatever its size (`txn_phases`
     // example): at 2 000 records that was a third of the broker's work per record while a
     // backlog drains. Records stream through the transformer, but each record of the open
-    // transaction is tracked until its delivery: at 10 000 the peak RSS reached 97-102 MB, at
-    // 5 000 80-84 MB for the same speed (`make bench`); a transaction lasts ~50 ms at full speed.
+    // transaction is tracked until its delivery: on 300 000-record `make bench` runs the peak
+    // RSS was 97-102 MB at 10 000 and 90-93 MB at 5 000 (80-88 and 80-84 MB once the
+    // read-ahead was cut too), for the same speed; a transaction lasts ~50 ms at full speed.
     5_000
 }
 fn default_batch_wait_ms() -> u64 {

@@ -13,7 +13,9 @@
 //! without an error, and the watch makes that visible in the logs, the metrics and `/readyz`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -155,6 +157,18 @@ impl KafkaConsumer {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// A record the consumer already holds, without waiting for one (`None` when none is
+    /// there). [`Self::recv`] polled once: librdkafka's queue answers at once when it holds a
+    /// record. (A zero `tokio::time::timeout` does the same but reads the clock for every
+    /// record, 2.6 % of the transformer's CPU in perf.)
+    pub fn recv_now(&self) -> Option<Result<BorrowedMessage<'_>, KafkaError>> {
+        let mut recv = std::pin::pin!(self.recv());
+        match recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
         }
     }
 

@@ -104,6 +104,49 @@ impl RecordsReceived<'_> {
     }
 }
 
+/// Records received per topic (count, value bytes), tallied while a batch is worked on and
+/// emitted as [`RecordsReceived`] once its effects are committed, so a batch read twice after
+/// an abort is counted once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReceivedTally(std::collections::BTreeMap<String, (u64, u64)>);
+
+impl ReceivedTally {
+    /// Counts one record of `topic` with a value of `bytes`.
+    pub fn add(&mut self, topic: &str, bytes: u64) {
+        match self.0.get_mut(topic) {
+            Some((count, sum)) => {
+                *count += 1;
+                *sum += bytes;
+            }
+            None => {
+                self.0.insert(topic.to_string(), (1, bytes));
+            }
+        }
+    }
+
+    /// Takes in another tally (of a later part of the same batch).
+    pub fn merge(&mut self, other: ReceivedTally) {
+        for (topic, (count, bytes)) in other.0 {
+            let e = self.0.entry(topic).or_default();
+            e.0 += count;
+            e.1 += bytes;
+        }
+    }
+
+    /// One [`RecordsReceived`] per topic.
+    pub fn emit(&self, stage: &str) {
+        for (topic, (count, bytes)) in &self.0 {
+            RecordsReceived {
+                stage,
+                topic,
+                count: *count,
+                bytes: *bytes,
+            }
+            .emit();
+        }
+    }
+}
+
 /// A batch of records produced to `topic` (delivered, not merely queued).
 #[derive(Debug, Clone, Copy)]
 pub struct RecordsSent<'a> {
@@ -390,6 +433,28 @@ mod tests {
             r#"sfjira_consumer_offsets_unfetched_partitions{stage="jira-sink",group="sfjira-jira-sink"} 2"#,
             r#"sfjira_consumer_offsets_unfetched_partitions{stage="transformer",group="sfjira-transformer"} 0"#,
             "# HELP sfjira_dlq_records_total",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_tally_emits_each_topics_records_once_merged() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let mut first = ReceivedTally::default();
+        first.add("a", 10);
+        first.add("b", 5);
+        let mut later = ReceivedTally::default();
+        later.add("a", 30);
+        first.merge(later);
+        metrics::with_local_recorder(&recorder, || first.emit("transformer"));
+        let text = handle.render();
+        for line in [
+            r#"sfjira_records_received_total{stage="transformer",topic="a"} 2"#,
+            r#"sfjira_received_bytes_total{stage="transformer",topic="a"} 40"#,
+            r#"sfjira_records_received_total{stage="transformer",topic="b"} 1"#,
+            r#"sfjira_received_bytes_total{stage="transformer",topic="b"} 5"#,
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

@@ -32,7 +32,7 @@ use sfjira_core::kafka::{
     KafkaConsumer, OffsetTracker, TransactionalProducer, TxnError, client_config, topic_name,
 };
 use sfjira_core::retry::RetryPolicy;
-use sfjira_core::telemetry::events::{RecordsReceived, TransactionAborted};
+use sfjira_core::telemetry::events::TransactionAborted;
 
 use crate::events::{CommandProduced, RecordsCommitted, TransactionCommitted};
 use crate::mapping::Mapping;
@@ -154,10 +154,11 @@ impl Transformer {
                 chunk = pipeline.next() => Step::Chunk(chunk?),
             };
             let result = match step {
-                Step::Due => match txn.take() {
-                    Some(open) => self.commit(open, &mut summary).await,
-                    None => Ok(()),
-                },
+                // Only armed while a transaction is open.
+                Step::Due => {
+                    let open = txn.take().expect("due only with an open transaction");
+                    self.commit(open, &mut summary).await
+                }
                 Step::Chunk(chunk) => match self.produce_chunk(&mut txn, chunk).await {
                     Ok(()) if txn.as_ref().is_some_and(|t| t.complete(&self.settings)) => {
                         let open = txn.take().expect("checked above");
@@ -253,15 +254,7 @@ impl Transformer {
             committed_ms: chrono::Utc::now().timestamp_millis(),
         }
         .emit();
-        for (topic, (count, bytes)) in &done.received {
-            RecordsReceived {
-                stage: STAGE,
-                topic,
-                count: *count,
-                bytes: *bytes,
-            }
-            .emit();
-        }
+        done.received.emit(STAGE);
         TransactionCommitted {
             records: done.records,
             seconds: open.started.elapsed().as_secs_f64(),

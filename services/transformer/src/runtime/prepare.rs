@@ -12,6 +12,7 @@ use sfjira_core::command::{Command, CommandKind, System};
 use sfjira_core::dlq::{Attempts, DlqRouter, FailedAt, FailedRecord};
 use sfjira_core::errors::StageError;
 use sfjira_core::kafka::{OffsetTracker, OutRecord};
+use sfjira_core::telemetry::events::ReceivedTally;
 use sfjira_core::telemetry::messaging::{process_span_for_message, send_span};
 use sfjira_core::telemetry::propagation::{
     HeaderInjector, forwarded_trace_headers, inject_current_context,
@@ -27,8 +28,8 @@ use crate::mapping::Mapping;
 pub struct Prepared {
     pub outputs: Vec<OutRecord>,
     pub offsets: OffsetTracker,
-    /// Records in (count, bytes) per source topic, for metrics after the commit.
-    pub received: BTreeMap<String, (u64, u64)>,
+    /// Records in per source topic, for metrics after the commit.
+    pub received: ReceivedTally,
     /// Commands per (topic, kind), for metrics after the commit.
     pub produced: BTreeMap<(String, CommandKind), u64>,
     pub records: usize,
@@ -102,7 +103,7 @@ impl Prepared {
         Prepared {
             outputs: Vec::new(),
             offsets: OffsetTracker::new(),
-            received: BTreeMap::new(),
+            received: ReceivedTally::default(),
             produced: BTreeMap::new(),
             records: 0,
             appended_ms: Vec::new(),
@@ -113,11 +114,7 @@ impl Prepared {
     pub fn absorb(&mut self, later: Prepared) {
         self.outputs.extend(later.outputs);
         self.offsets.merge(&later.offsets);
-        for (topic, (count, bytes)) in later.received {
-            let e = self.received.entry(topic).or_default();
-            e.0 += count;
-            e.1 += bytes;
-        }
+        self.received.merge(later.received);
         for (key, n) in later.produced {
             *self.produced.entry(key).or_default() += n;
         }
@@ -131,7 +128,7 @@ impl Preparer {
         let mut out = Prepared {
             outputs: Vec::with_capacity(batch.len()),
             offsets: OffsetTracker::new(),
-            received: BTreeMap::new(),
+            received: ReceivedTally::default(),
             produced: BTreeMap::new(),
             records: batch.len(),
             appended_ms: Vec::with_capacity(batch.len()),
@@ -154,12 +151,7 @@ impl Preparer {
                 out.appended_ms.push(ms);
             }
             let bytes = msg.payload().map_or(0, <[u8]>::len) as u64;
-            match out.received.get_mut(msg.topic()) {
-                Some(seen) => *seen = (seen.0 + 1, seen.1 + bytes),
-                None => {
-                    out.received.insert(msg.topic().to_string(), (1, bytes));
-                }
-            }
+            out.received.add(msg.topic(), bytes);
         }
         Ok(out)
     }
